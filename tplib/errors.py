@@ -1,0 +1,44 @@
+"""Exceptions that carry a message a student can act on.
+
+Every error raised on purpose by ``tplib`` derives from :class:`TplibError`; the
+command line prints its message (no traceback) and exits with status 2.
+"""
+
+
+class TplibError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+
+class DataError(TplibError):
+    """A data folder is missing, empty or laid out in a way we cannot use."""
+
+
+class ImageError(TplibError):
+    """One image file cannot be decoded (the reason is in the message)."""
+
+
+class DownloadError(TplibError):
+    """A download failed (no network, HTTP error, timeout)."""
+
+
+class IntegrityError(DownloadError):
+    """A downloaded or placed file has the wrong size or checksum."""
+
+
+class UnsafeArchiveError(TplibError):
+    """An archive member would be written outside the target folder."""
+
+
+class WeightsError(TplibError):
+    """Pretrained weights are missing, truncated or do not fit the model."""
+
+
+class LayerError(TplibError, KeyError):
+    """An unknown layer or model name (the message lists the valid ones)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MemoryBudgetError(TplibError):
+    """Features would not fit in memory; the message suggests pooling."""

@@ -1,0 +1,416 @@
+"""Batched, cached feature extraction: many layers in one forward pass.
+
+The pipeline for one set of images::
+
+    files --(threads: decode + resize, uint8)--> batches --(model, hooks)--> rows
+
+- Layers are captured with forward hooks, so any set of layers comes out of one
+  pass, and the pass stops right after the deepest requested layer. A hook copies
+  (or pools) its output at once: VGG's ReLUs are in-place, so ``fc7`` read later
+  would already hold ``relu7``'s values.
+- Convolutional outputs (N, C, H, W) can be pooled to a bounded size: ``"avg"`` and
+  ``"max"`` (C values), ``"pyramid"`` (global + 2x2 average, 5C values), or kept
+  whole with ``"none"`` (C*H*W, what the lab does for relu7's 4096 values).
+- Rows stream into arrays of the final size (no list of batches; rows of images that
+  fail to decode are dropped, never left as zeros).
+- With ``cache=True`` the arrays are memory-mapped files in an entry of the feature
+  cache (:mod:`tplib.cache`): an interrupted run resumes where it stopped, a finished
+  entry is renamed into place atomically, and any change to the model, layers,
+  pooling, preprocessing, precision or image files gives a new key.
+
+Taught in notebook 04 (relu7 + SVM) and 05 (layer sweep).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ImageError, MemoryBudgetError, TplibError
+from .images import load_rgb
+from .models import Backbone
+from .preprocess import Preprocess
+
+POOLINGS = ("none", "avg", "max", "pyramid")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class _StopForward(Exception):
+    """Raised by the last hook: nothing after the deepest requested layer is needed."""
+
+
+# ------------------------------------------------------------------ settings
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """"auto" -> CUDA if available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True if this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
+
+    Measured on 15 Scene (benchmarks/extraction.py, README): bf16 features move the
+    SVM accuracy by less than 0.5 point, so a fast path is worth it where the
+    hardware has one; without native bf16 the CPU emulates it and fp32 is faster.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------ pooling
+def pool_output(out: torch.Tensor, pool: str) -> torch.Tensor:
+    """One layer's output -> (N, D) float32 rows.
+
+    (N, C, H, W) conv maps: "none" -> C*H*W, "avg"/"max" -> C, "pyramid" -> 5C
+    (global mean, then the 2x2 grid of means). (N, D) outputs pass unchanged.
+    Always returns a new tensor (never a view of ``out``, which an in-place ReLU
+    may overwrite later in the same forward pass).
+    """
+    if out.dim() == 2 or pool == "none":
+        return out.flatten(1).to(torch.float32, copy=True)
+    if out.dim() != 4:
+        raise TplibError(f"cannot pool an output of shape {tuple(out.shape)}")
+    if pool == "avg":
+        return out.mean(dim=(2, 3), dtype=torch.float32)
+    if pool == "max":
+        return out.amax(dim=(2, 3)).to(torch.float32)
+    if pool == "pyramid":
+        whole = out.mean(dim=(2, 3), dtype=torch.float32)
+        grid = F.adaptive_avg_pool2d(out.float() if out.dtype != torch.float32 else out, 2)
+        return torch.cat([whole, grid.flatten(1)], dim=1)
+    raise ValueError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
+
+
+class LayerTap:
+    """Forward hooks that capture several layers of a model in one pass.
+
+    ``with LayerTap(model, {"relu7": "classifier.4"}, pool="none") as tap:`` then
+    ``model(x)``; ``tap.outputs["relu7"]`` is an (N, D) float32 tensor. With
+    ``stop_after`` set, the pass ends right after that module (caught by :meth:`run`).
+    ``pool=None`` keeps raw outputs (cloned), e.g. (N, C, H, W) activation maps.
+    """
+
+    def __init__(self, model: torch.nn.Module, nodes: dict[str, str],
+                 pool: str | None = "none", stop_after: str | None = None):
+        self.model = model
+        self.nodes = nodes
+        self.pool = pool
+        self.stop_after = stop_after
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.order: list[str] = []
+        self._handles = []
+
+    def __enter__(self) -> "LayerTap":
+        modules = dict(self.model.named_modules())
+        for layer, node in self.nodes.items():
+            self._handles.append(modules[node].register_forward_hook(self._hook(layer, node)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, layer: str, node: str):
+        def hook(module, inputs, output):
+            if layer in self.outputs:
+                raise TplibError(f"module {node} ran twice in one forward pass; "
+                                 "cannot tell which output is {layer}")
+            if self.pool is None:
+                self.outputs[layer] = output.detach().clone()
+            else:
+                self.outputs[layer] = pool_output(output.detach(), self.pool)
+            self.order.append(layer)
+            if node == self.stop_after:
+                raise _StopForward
+        return hook
+
+    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Forward ``x`` and return {layer: output} (the pass may stop early)."""
+        self.outputs, self.order = {}, []
+        try:
+            self.model(x)
+        except _StopForward:
+            pass
+        missing = set(self.nodes) - set(self.outputs)
+        if missing:
+            raise TplibError(f"layers {sorted(missing)} were not reached by the forward pass")
+        return self.outputs
+
+
+@torch.no_grad()
+def activations(backbone: Backbone, image, layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
+    """Raw outputs of ``layers`` for one image (PIL image or file path).
+
+    Returns {layer: tensor (C, H, W) or (D,)} in float32, e.g. the 64 maps of
+    ``relu1_1`` (64, 224, 224) for notebook 03 (activation maps).
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    if not hasattr(image, "size"):
+        image = load_rgb(image)
+    x = backbone.preprocess(image).unsqueeze(0)
+    nodes = {layer: backbone.node(layer) for layer in layers}
+    backbone.model.eval()
+    with LayerTap(backbone.model, nodes, pool=None) as tap:
+        out = tap.run(x)
+    return {layer: out[layer][0].float() for layer in layers}
+
+
+# ------------------------------------------------------------------ decoding
+def _decode_batch(paths: Sequence[Path], preprocess: Preprocess):
+    """Paths -> (uint8 tensor (n_ok, 3, S, S), ok mask (n,), [(path, reason)])."""
+    tensors, ok, errors = [], np.zeros(len(paths), dtype=bool), []
+    for i, path in enumerate(paths):
+        try:
+            tensors.append(preprocess.to_uint8(load_rgb(path)))
+            ok[i] = True
+        except ImageError as exc:
+            errors.append((str(path), str(exc).split(": ", 1)[-1]))
+    size = preprocess.size
+    batch = torch.stack(tensors) if tensors else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return batch, ok, errors
+
+
+def iter_batches(paths: Sequence[Path], preprocess: Preprocess, batch_size: int,
+                 start: int = 0, threads: int = 2, prefetch: int = 2) -> Iterator:
+    """Yield (start_row, uint8 batch, ok mask, errors), decoding ahead in threads.
+
+    Threads rather than DataLoader worker processes: Pillow releases the GIL while
+    decoding and resizing, threads start instantly in notebooks and Colab, and at
+    most ``prefetch`` batches wait in memory.
+    """
+    starts = list(range(start, len(paths), batch_size))
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tplib-decode") as pool:
+        pending: deque = deque()
+        for s in starts[:prefetch]:
+            pending.append((s, pool.submit(_decode_batch, paths[s:s + batch_size], preprocess)))
+        next_index = len(pending)
+        while pending:
+            s, future = pending.popleft()
+            if next_index < len(starts):
+                nxt = starts[next_index]
+                pending.append((nxt, pool.submit(_decode_batch, paths[nxt:nxt + batch_size], preprocess)))
+                next_index += 1
+            batch, ok, errors = future.result()
+            yield s, batch, ok, errors
+
+
+# ------------------------------------------------------------------ extraction
+@dataclass
+class Features:
+    """Feature matrices of one set of images.
+
+    Attributes:
+        arrays: layer -> (n, D) array (float32 or float16), one row per usable image.
+        labels: (n,) int64 class indices (-1 when unknown).
+        paths: (n,) the image files, in row order.
+        skipped: [(path, reason)] for files that could not be decoded.
+        classes: class names, index = label.
+        from_cache: True if read from the feature cache.
+        cache_path: the cache entry folder, or None.
+        seconds: time spent (extraction, or loading from the cache).
+        settings: precision, device, pooling, batch size actually used.
+    """
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    cache_path: Path | None = None
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        return self.arrays[layer]
+
+    @property
+    def images_per_second(self) -> float:
+        n = len(self.paths) + len(self.skipped)
+        return n / self.seconds if self.seconds > 0 else float("inf")
+
+
+def probe_layers(backbone: Backbone, nodes: dict[str, str], pool: str) -> tuple[dict[str, int], list[str]]:
+    """Feature size per layer and the order in which the layers fire, from one dummy pass."""
+    size = backbone.preprocess.size
+    with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
+        out = tap.run(torch.zeros(1, 3, size, size))
+    return {layer: int(out[layer].shape[1]) for layer in nodes}, list(tap.order)
+
+
+def check_memory(dims: dict[str, int], n_images: int, itemsize: int, max_bytes: int | None,
+                 pool: str) -> int:
+    """Raise :class:`MemoryBudgetError` before allocating features that cannot fit."""
+    import psutil
+
+    total = n_images * sum(dims.values()) * itemsize
+    budget = max_bytes if max_bytes is not None else int(psutil.virtual_memory().available * 0.5)
+    if total > budget:
+        worst = max(dims, key=dims.get)
+        hint = ("use pool='avg' (or --pool avg): one value per channel"
+                if pool == "none" else "extract fewer layers at a time, or use dtype float16")
+        raise MemoryBudgetError(
+            f"features would need {total / 1e9:.1f} GB ({n_images:,} images x "
+            f"{sum(dims.values()):,} values x {itemsize} bytes; {worst} alone has "
+            f"{dims[worst]:,} values per image), more than the {budget / 1e9:.1f} GB "
+            f"budget (half the available memory). {hint}."
+        )
+    return total
+
+
+def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
+    """A data split (``.paths``, ``.labels``, ``.classes``) or a list of paths."""
+    if hasattr(images, "paths"):
+        return [Path(p) for p in images.paths], np.asarray(images.labels, dtype=np.int64), list(images.classes)
+    paths = [Path(p) for p in images]
+    return paths, np.full(len(paths), -1, dtype=np.int64), []
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: Backbone,
+    images,
+    layers: str | Sequence[str] | None = None,
+    *,
+    pool: str = "none",
+    batch_size: int = 32,
+    precision: str = "auto",
+    device: str | torch.device = "auto",
+    channels_last: bool = True,
+    dtype: str = "float32",
+    cache: bool = True,
+    threads: int = 2,
+    progress: bool = True,
+    desc: str | None = None,
+    max_bytes: int | None = None,
+) -> Features:
+    """Extract features of ``layers`` for every image, in one pass per batch.
+
+    Args:
+        backbone: from :func:`tplib.load_backbone`.
+        images: a data split (see :func:`tplib.load_split`) or a list of image paths.
+        layers: friendly or module names; default ``backbone.default_layer``.
+        pool: "none", "avg", "max" or "pyramid" for (N, C, H, W) outputs.
+        precision: "auto", "fp32" (exact), "bf16" or "fp16" (autocast).
+        dtype: storage type, "float32" or "float16" (halves memory and disk).
+        cache: read/write the on-disk feature cache (``TPLIB_CACHE``).
+        threads: decoding threads; max_bytes: memory budget (default half of free RAM).
+
+    Returns:
+        :class:`Features`; ``features[layer]`` is an (n_usable, D) array.
+    """
+    from . import cache as feature_cache
+
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers or [backbone.default_layer])
+    if pool not in POOLINGS:
+        raise ValueError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
+    nodes = {layer: backbone.node(layer) for layer in layers}
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    use_cl = channels_last and dev.type in ("cpu", "cuda")
+    paths, labels, classes = _split_parts(images)
+    settings = dict(precision=prec, device=dev.type, pool=pool, batch_size=batch_size,
+                    channels_last=use_cl, dtype=dtype)
+
+    dims, order = probe_layers(backbone, nodes, pool)
+    np_dtype = np.dtype(dtype)
+    check_memory(dims, len(paths), np_dtype.itemsize, max_bytes, pool)
+
+    key = None
+    if cache:
+        key = feature_cache.make_key(backbone, nodes, pool, prec, dev.type, use_cl, dtype, paths)
+        t0 = time.perf_counter()
+        hit = feature_cache.load(key)
+        if hit is not None:
+            arrays, valid, skipped, entry = hit
+            return Features(
+                arrays={layer: arrays[layer] for layer in layers}, labels=labels[valid],
+                paths=[str(p) for p, v in zip(paths, valid) if v], skipped=skipped,
+                classes=classes, from_cache=True, cache_path=entry,
+                seconds=time.perf_counter() - t0, settings=settings)
+
+    t0 = time.perf_counter()
+    writer = (feature_cache.open_writer(key, dims, len(paths), np_dtype) if key is not None
+              else feature_cache.MemoryWriter(dims, len(paths), np_dtype))
+    with writer:
+        _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
+                        threads, progress, desc, writer)
+        arrays, valid, skipped = writer.finish()
+    return Features(
+        arrays={layer: arrays[layer] for layer in layers}, labels=labels[valid],
+        paths=[str(p) for p, v in zip(paths, valid) if v], skipped=skipped, classes=classes,
+        from_cache=False, cache_path=writer.entry, seconds=time.perf_counter() - t0,
+        settings=settings)
+
+
+@contextmanager
+def _prepared_model(model: torch.nn.Module, dev: torch.device, channels_last: bool):
+    """Model on ``dev`` in eval mode (channels_last if asked); restored afterwards."""
+    was_training = model.training
+    original = next(model.parameters()).device
+    model.eval().to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        model.to(original).train(was_training)
+
+
+def _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
+                    threads, progress, desc, writer) -> None:
+    from tqdm.auto import tqdm
+
+    stop_after = nodes[order[-1]] if order else None
+    start = writer.done
+    bar = tqdm(total=len(paths), initial=start, disable=not progress, unit="img",
+               desc=desc or f"{backbone.name} {','.join(nodes)}", leave=False)
+    with _prepared_model(backbone.model, dev, use_cl) as model, \
+            LayerTap(model, nodes, pool=pool, stop_after=stop_after) as tap:
+        for s, batch, ok, errors in iter_batches(paths, backbone.preprocess, batch_size,
+                                                 start=start, threads=threads):
+            outputs = {}
+            if len(batch):
+                x = backbone.preprocess.normalize(batch).to(dev, non_blocking=True)
+                if use_cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with _autocast(prec, dev):
+                    outputs = tap.run(x)
+            writer.write(s, {k: v.cpu().numpy() for k, v in outputs.items()}, ok, errors)
+            bar.update(len(ok))
+    bar.close()

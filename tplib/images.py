@@ -1,0 +1,112 @@
+"""Decoding image files into RGB images, robustly.
+
+Users point the lab at folders they made by hand: grayscale scans, PNGs with alpha,
+palette GIFs, CMYK JPEGs from print workflows, 16-bit PNGs from cameras, phone photos
+whose orientation lives in EXIF, truncated downloads. :func:`load_rgb` turns every
+decodable file into an 8-bit RGB ``PIL.Image`` and raises :class:`ImageError` with a
+one-line reason for the rest, so callers can skip and list them instead of crashing.
+
+Taught in notebook 02 (ImageNet prediction) and 04 (grayscale -> 3 channels).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: File extensions treated as images (compared lower-case).
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+
+# Pillow refuses images above ~179 Mpx; anything that big is not a photo for this lab.
+MAX_PIXELS = 60_000_000
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True if the file name has an image extension (the content is checked on load)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """High-bit-depth modes (I;16, I, F) scaled to 8-bit 'L' by their value range.
+
+    ``convert("RGB")`` would clip a 16-bit image to white: 0..65535 must map to 0..255.
+    """
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16") or (img.mode == "I" and arr.max(initial=0) > 255):
+        top = 65535.0
+    elif img.mode == "F":
+        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+        arr = arr - lo
+        top = (hi - lo) or 1.0
+    else:
+        top = 255.0
+    scaled = np.clip(arr.astype(np.float64) * (255.0 / top), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(scaled)  # 2-D uint8 -> mode "L"
+
+
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any Pillow image -> 8-bit RGB, with transparency composited on ``background``.
+
+    Grayscale becomes three equal channels (what VGG16 expects; notebook 04, Q9).
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _to_8bit(img).convert("RGB")
+    if img.mode == "P":
+        # Palette images with a transparency entry become RGBA first so the
+        # transparent colour is composited instead of showing its stored value.
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Decode ``path`` into an upright 8-bit RGB image.
+
+    Returns a fully loaded ``PIL.Image`` in mode RGB, EXIF orientation applied.
+    Raises :class:`ImageError` naming the file and the reason (empty, truncated, not
+    an image, too large) for anything that cannot be used.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    # Warnings from Pillow (palette transparency, EXIF quirks) are about files we
+    # handle anyway; they would only clutter notebooks and break nbval.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{path}: {img.width}x{img.height} pixels is too large "
+                        f"(limit {MAX_PIXELS:,}); downscale it first"
+                    )
+                # Truncated files must fail, even if another library set this flag.
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
+        except ImageError:
+            raise
+        except UnidentifiedImageError as exc:
+            raise ImageError(f"{path}: not an image Pillow can read ({size:,} bytes)") from exc
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{path}: image too large ({exc})") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{path}: truncated or corrupt image data ({exc})") from exc

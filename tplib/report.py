@@ -1,0 +1,353 @@
+"""Write the results of a lab run to disk, and summarise them on the terminal.
+
+A run produces one plain, JSON-serialisable ``result`` dict (see :func:`write_report`).
+:func:`write_report` turns it into ``metrics.json``, two PNG figures and ``summary.md``;
+:func:`format_console_summary` turns it into text for the terminal.
+
+Every file is written atomically (temporary file in the same folder, then
+``os.replace``), so an interrupted run leaves either the previous file or the new one,
+never half of one. Figures are drawn without ``pyplot``, so no global backend is touched.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["write_report", "format_console_summary"]
+
+METRICS_NAME = "metrics.json"
+CONFUSION_NAME = "confusion_matrix.png"
+PER_CLASS_NAME = "per_class_accuracy.png"
+SUMMARY_NAME = "summary.md"
+
+# Enough to spot a pattern (one bad folder, one format); the full list is in metrics.json.
+MAX_SKIPPED_LISTED = 200
+PNG_DPI = 110
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Run ``write(binary_file)`` on a temp file next to ``path``, then rename it over ``path``.
+
+    The temp file lives in the same folder because ``os.replace`` is only atomic within
+    one file system; it is removed again if ``write`` fails.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data must be on disk before the rename is
+        # mkstemp makes the file private (0600); a report is meant to be shared / served.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text (``\\n`` line endings on every OS)."""
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _atomic_save_figure(path: Path, fig: Any) -> None:
+    """Atomically save a matplotlib Figure as PNG."""
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=PNG_DPI))
+
+
+# -------------------------------------------------------------------- metrics.json
+
+
+def _jsonable(obj: Any) -> Any:
+    """A copy of ``obj`` that ``json`` can write as strict JSON.
+
+    The result dict should already be plain, but numpy scalars / arrays and paths slip in
+    easily, and NaN (accuracy of a class with no test image) is not valid JSON: it
+    becomes null.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):  # numpy array / scalar, torch tensor
+        return _jsonable(obj.tolist())
+    return str(obj)
+
+
+def _tplib_version() -> str:
+    """Installed tplib version, or "unknown" when running from an uninstalled checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tplib")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _metrics_json(result: Mapping[str, Any], created: str) -> str:
+    """The result dict plus "created" and "tplib_version", as indented JSON text."""
+    data = _jsonable(result)
+    data["created"] = created
+    data["tplib_version"] = _tplib_version()
+    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------------ figures
+
+
+def _confusion_figure(result: Mapping[str, Any]) -> Any:
+    from .viz import plot_confusion_matrix
+
+    return plot_confusion_matrix(
+        result["confusion_matrix"], result["classes"], normalize=True,
+        title=f"{result.get('title', 'Confusion matrix')}\nrow-normalised confusion matrix",
+    )
+
+
+def _per_class_figure(result: Mapping[str, Any]) -> Any:
+    from .viz import plot_per_class_accuracy
+
+    return plot_per_class_accuracy(
+        result["classes"], result["per_class_accuracy"], overall=result.get("accuracy"),
+        title=f"{result.get('title', 'Per-class accuracy')}\nper-class accuracy",
+    )
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def _accuracy_text(result: Mapping[str, Any]) -> str:
+    """E.g. "0.8881 (2651/2985)"."""
+    acc = result.get("accuracy")
+    acc_text = "n/a" if acc is None or not math.isfinite(acc) else f"{acc:.4f}"
+    if result.get("n_correct") is None or result.get("n_test") is None:
+        return acc_text
+    return f"{acc_text} ({result['n_correct']}/{result['n_test']})"
+
+
+def _value_text(value: Any) -> str:
+    """A settings value as short text (floats without trailing noise)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def _split_timings(timings: Mapping[str, Any]) -> tuple[dict[str, float], float | None]:
+    """Separate durations (seconds) from the throughput, which is not a duration."""
+    durations = {k: float(v) for k, v in timings.items() if k != "images_per_second" and v is not None}
+    ips = timings.get("images_per_second")
+    return durations, None if ips is None else float(ips)
+
+
+def _accuracy_value_text(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+# ------------------------------------------------------------------------ markdown
+
+
+def _md_cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell (a '|' would start a new column)."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_code(text: str) -> str:
+    """Inline code span; paths are shown verbatim so '_' or '*' in them stay literal."""
+    text = text.replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> list[str]:
+    """Markdown table lines; ``align`` holds one of 'l' / 'r' per column."""
+    marks = {"l": ":---", "r": "---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _md_banner(banner: Sequence[str]) -> list[str]:
+    """Banner lines as one blockquote; blank '>' lines keep them on separate lines."""
+    lines: list[str] = []
+    for i, msg in enumerate(banner):
+        if i:
+            lines.append(">")
+        lines.append(f"> **WARNING:** {msg}")
+    return lines
+
+
+def _md_skipped(skipped: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not skipped:
+        return ["none"]
+    lines = [f"{len(skipped)} file(s) could not be used.", ""]
+    for item in skipped[:MAX_SKIPPED_LISTED]:
+        lines.append(f"- {_md_code(str(item.get('path', '?')))}: {item.get('reason', '')}")
+    if len(skipped) > MAX_SKIPPED_LISTED:
+        lines += ["", f"... and {len(skipped) - MAX_SKIPPED_LISTED} more (full list in `{METRICS_NAME}`)."]
+    return lines
+
+
+def _summary_markdown(result: Mapping[str, Any], created: str) -> str:
+    """The whole summary.md text."""
+    lines = [f"# {result.get('title', 'Lab run')}", ""]
+    if result.get("banner"):
+        # Right under the title, so nobody reads the accuracy without seeing it.
+        lines += _md_banner(result["banner"]) + [""]
+    lines += [f"**Accuracy:** {_accuracy_text(result)}", "", f"Created {created}."]
+    cache = result.get("cache")
+    if cache:
+        where = f" ({_md_code(str(cache['path']))})" if cache.get("path") else ""
+        lines += ["", f"Feature cache: {'hit' if cache.get('hit') else 'miss'}{where}."]
+
+    settings = result.get("settings") or {}
+    lines += ["", "## Settings", ""]
+    lines += _md_table(["Setting", "Value"], [(k, _value_text(v)) for k, v in settings.items()], "ll")
+
+    durations, ips = _split_timings(result.get("timings") or {})
+    lines += ["", "## Timings", ""]
+    lines += _md_table(["Step", "Seconds"], [(k, f"{v:.1f}") for k, v in durations.items()], "lr")
+    if ips is not None:
+        lines += ["", f"Throughput: {ips:.1f} images/s."]
+
+    classes = result.get("classes") or []
+    rows = zip(classes, result.get("per_class_support") or [None] * len(classes),
+               result.get("per_class_accuracy") or [None] * len(classes))
+    lines += ["", "## Per-class accuracy", ""]
+    lines += _md_table(["Class", "Support", "Accuracy"],
+                       [(c, "?" if s is None else s, _accuracy_value_text(a)) for c, s, a in rows], "lrr")
+
+    lines += ["", "## Figures", "",
+              f"![Row-normalised confusion matrix]({CONFUSION_NAME})", "",
+              f"![Per-class accuracy]({PER_CLASS_NAME})"]
+    lines += ["", "## Skipped files", ""] + _md_skipped(result.get("skipped") or [])
+    warnings = result.get("warnings") or []
+    lines += ["", "## Warnings", ""] + ([f"- {w}" for w in warnings] or ["none"])
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ public
+
+
+def write_report(out_dir: str | os.PathLike[str], result: dict) -> dict[str, Path]:
+    """Write metrics.json, confusion_matrix.png, per_class_accuracy.png and summary.md.
+
+    Args:
+        out_dir: folder to write into; created (with parents) if missing.
+        result: the run's plain dict: "title", "banner" (list[str]), "settings",
+            "timings" (seconds, optionally "images_per_second"), "accuracy",
+            "n_correct", "n_test", "classes" (K), "per_class_accuracy" (K floats),
+            "per_class_support" (K ints), "confusion_matrix" (K x K ints, row = true),
+            "skipped" (list of {"path", "reason"}), "warnings" (list[str]) and
+            optionally "cache". It is not modified.
+
+    Returns:
+        {"metrics", "confusion_matrix", "per_class", "summary"} -> path of each file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out / METRICS_NAME,
+        "confusion_matrix": out / CONFUSION_NAME,
+        "per_class": out / PER_CLASS_NAME,
+        "summary": out / SUMMARY_NAME,
+    }
+    created = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    # metrics.json first: the numbers matter most if plotting fails later.
+    _atomic_write_text(paths["metrics"], _metrics_json(result, created))
+    _atomic_save_figure(paths["confusion_matrix"], _confusion_figure(result))
+    _atomic_save_figure(paths["per_class"], _per_class_figure(result))
+    _atomic_write_text(paths["summary"], _summary_markdown(result, created))
+    return paths
+
+
+def _console_banner(banner: Sequence[str]) -> list[str]:
+    """Banner lines between two full lines of '!' so they stand out in a scrolling log."""
+    import textwrap
+
+    width = 88
+    body = [line for msg in banner
+            for line in textwrap.wrap(msg, width - 4, initial_indent="!!! ", subsequent_indent="    ")]
+    frame = "!" * width
+    return [frame, *body, frame]
+
+
+def _console_per_class(result: Mapping[str, Any]) -> list[str]:
+    classes = [str(c) for c in result.get("classes") or []]
+    if not classes:
+        return []
+    acc = result.get("per_class_accuracy") or [None] * len(classes)
+    sup = result.get("per_class_support") or [None] * len(classes)
+    w = max(len("class"), *(len(c) for c in classes))
+    lines = ["Per-class accuracy:", f"  {'class':<{w}}  {'support':>7}  {'accuracy':>8}"]
+    for c, s, a in zip(classes, sup, acc):
+        lines.append(f"  {c:<{w}}  {'?' if s is None else s:>7}  {_accuracy_value_text(a):>8}")
+    return lines
+
+
+def _console_confusion(result: Mapping[str, Any]) -> list[str]:
+    """Counts as aligned text; columns headed by the first 6 letters of each class."""
+    classes = [str(c) for c in result.get("classes") or []]
+    cm = result.get("confusion_matrix")
+    if not classes or not cm:
+        return []
+    wrow = max(len(c) for c in classes)
+    wcol = max(6, *(len(str(v)) for row in cm for v in row))
+    header = " " * (wrow + 2) + " ".join(f"{c[:6]:>{wcol}}" for c in classes)
+    lines = ["Confusion matrix (rows = true class, columns = predicted):", header]
+    for name, row in zip(classes, cm):
+        lines.append(f"  {name:<{wrow}}" + " ".join(f"{v:>{wcol}}" for v in row))
+    return lines
+
+
+def format_console_summary(result: dict, *, summary_path: str | os.PathLike[str] | None = None) -> str:
+    """Compact multi-line text for the terminal (no trailing newline).
+
+    Holds the banner (framed by lines of '!'), the accuracy, an aligned per-class table,
+    the confusion matrix as integer counts, the number of skipped files and warnings, and
+    the timings on one line. ``summary_path`` (e.g. ``write_report(...)["summary"]``)
+    replaces the generic "see summary.md" hint with the actual path.
+    """
+    hint = f"see {summary_path}" if summary_path is not None else f"see {SUMMARY_NAME}"
+    lines: list[str] = []
+    if result.get("banner"):
+        lines += _console_banner(result["banner"])
+    lines += [str(result.get("title", "Lab run")), f"Accuracy: {_accuracy_text(result)}", ""]
+    lines += _console_per_class(result)
+    confusion = _console_confusion(result)
+    if confusion:
+        lines += [""] + confusion
+    lines.append("")
+    lines.append(f"Skipped files: {len(result.get('skipped') or [])} ({hint})")
+    warnings = result.get("warnings") or []
+    if warnings:
+        lines.append(f"Warnings: {len(warnings)} ({hint})")
+        lines += [f"  - {w}" for w in warnings[:10]]
+    durations, ips = _split_timings(result.get("timings") or {})
+    if durations or ips is not None:
+        parts = [f"{k} {v:.1f}s" for k, v in durations.items()]
+        if ips is not None:
+            parts.append(f"{ips:.1f} images/s")
+        lines.append("Timings: " + " | ".join(parts))
+    if result.get("banner"):
+        # Repeat at the end: the accuracy line is what people copy, the top may scroll away.
+        lines += _console_banner(result["banner"])
+    return "\n".join(lines)

@@ -1,0 +1,467 @@
+"""Plotting helpers for the lab: every function returns a ``matplotlib.figure.Figure``.
+
+Figures are built with the object-oriented API (``Figure`` + ``add_subplot``) and never
+through ``pyplot``, so importing or calling this module does not pick or change the global
+backend: it works headless (scripts, CI) and inside notebooks, where a returned ``Figure``
+is displayed inline. Inputs may be numpy arrays or torch tensors (on any device, any
+dtype); torch itself is never imported here.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # only for annotations: keeps import cheap and side-effect free
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_per_class_accuracy",
+    "show_images",
+    "plot_activation_maps",
+    "plot_layer_curve",
+    "plot_training_curves",
+    "imagenet_denormalize",
+]
+
+# Above this many classes the cell values become unreadable, so they are left out.
+_MAX_ANNOTATED_CLASSES = 20
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Any array-like or torch tensor -> numpy array (tensors are detached, moved to CPU).
+
+    Duck-typed on ``.detach`` so torch is not imported; half / bfloat16 tensors are cast
+    to float32 first because numpy has no bfloat16.
+    """
+    if hasattr(x, "detach"):
+        t = x.detach().cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()
+        return t.numpy()
+    return np.asarray(x)
+
+
+def _new_figure(figsize: tuple[float, float], layout: str | None = None) -> Figure:
+    """A standalone Figure, not registered with pyplot (so nothing leaks or pops up)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout=layout)
+
+
+def _root_figure(ax: Axes) -> Figure:
+    """The top-level Figure holding ``ax`` (walks up through SubFigures)."""
+    fig = ax.figure
+    while getattr(fig, "figure", fig) is not fig:
+        fig = fig.figure
+    return fig
+
+
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes, bool]:
+    """Use the caller's axes, or make a new figure with one axes.
+
+    Returns (figure, axes, owned); ``owned`` tells whether we may change the figure's
+    layout, which we must not do to a figure the caller built.
+    """
+    if ax is not None:
+        return _root_figure(ax), ax, False
+    fig = _new_figure(figsize)
+    return fig, fig.add_subplot(), True
+
+
+def _image_to_array(img: Any) -> np.ndarray:
+    """PIL image / array / tensor -> (H, W) or (H, W, 3|4) array ready for ``imshow``.
+
+    uint8 stays uint8 (0..255); anything else becomes float32 clipped to [0, 1]. A
+    channel-first (3, H, W) or (1, H, W) array is transposed, as a tensor would be.
+    """
+    if hasattr(img, "convert") and hasattr(img, "mode"):  # PIL image
+        if img.mode not in ("L", "RGB", "RGBA"):
+            img = img.convert("RGB")
+        return np.asarray(img)
+    arr = _to_numpy(img)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.transpose(arr, (1, 2, 0))
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+
+
+def _grid(n: int, ncols: int) -> tuple[int, int]:
+    """(rows, cols) of a grid holding n cells with at most ncols columns."""
+    cols = max(1, min(ncols, n))
+    return math.ceil(n / cols), cols
+
+
+# ---------------------------------------------------------------- confusion matrix
+
+
+def _row_normalize(cm: np.ndarray) -> np.ndarray:
+    """(K, K) counts -> (K, K) float64 fractions per row; a row with no samples stays 0."""
+    sums = cm.sum(axis=1, keepdims=True).astype(np.float64)
+    return np.divide(cm, sums, out=np.zeros(cm.shape, dtype=np.float64), where=sums > 0)
+
+
+def _annotate_cells(ax: Axes, values: np.ndarray, normalize: bool, vmax: float) -> None:
+    """Write each cell's value; exact zeros are a faint "0" so the non-zero cells stand out."""
+    k = values.shape[0]
+    fontsize = min(9.0, 120.0 / k)
+    for i in range(k):
+        for j in range(k):
+            v = values[i, j]
+            if v == 0:
+                text, color = "0", "0.7"
+            else:
+                text = f"{v:.2f}" if normalize else f"{int(v)}"
+                # Dark text on light cells, white on dark ones, to stay legible.
+                color = "white" if v > 0.5 * vmax else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def plot_confusion_matrix(
+    cm: Any,
+    classes: Sequence[str],
+    *,
+    normalize: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Heat map of a confusion matrix.
+
+    Args:
+        cm: (K, K) integer counts (array or tensor); row = true class, column = predicted.
+        classes: K class names, in the order of the rows / columns.
+        normalize: show each row as fractions of that class's test images (colour scale
+            0..1, values with 2 decimals) instead of raw counts.
+        ax: draw into these axes instead of a new figure.
+        title: defaults to "Confusion matrix (row-normalised)" or "(counts)".
+
+    Returns:
+        The Figure: the matrix axes plus a colour-bar axes. Cell values are written when
+        K <= 20.
+    """
+    counts = _to_numpy(cm)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"confusion matrix must be square (K, K), got shape {counts.shape}")
+    k = counts.shape[0]
+    if len(classes) != k:
+        raise ValueError(f"{len(classes)} class names for a {k}x{k} confusion matrix")
+
+    values = _row_normalize(counts) if normalize else counts.astype(np.float64)
+    vmax = 1.0 if normalize else max(float(values.max(initial=0.0)), 1.0)
+    # ~ (9, 8) inches for the 15 Scene classes, growing with K so labels keep their room.
+    fig, ax, owned = _figure_and_axes(ax, (max(6.0, 0.45 * k + 2.5), max(5.0, 0.45 * k + 1.5)))
+
+    im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    cbar.set_label("fraction of the true class" if normalize else "number of images")
+
+    tick_size = 9.0 if k <= _MAX_ANNOTATED_CLASSES else max(4.0, 180.0 / k)
+    ticks = np.arange(k)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(classes, rotation=60, ha="right", rotation_mode="anchor", fontsize=tick_size)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(classes, fontsize=tick_size)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    default = "Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)"
+    ax.set_title(title if title is not None else default)
+
+    if k <= _MAX_ANNOTATED_CLASSES:
+        _annotate_cells(ax, values, normalize, vmax)
+    if owned:
+        fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- per-class accuracy
+
+
+def plot_per_class_accuracy(
+    classes: Sequence[str],
+    accuracies: Any,
+    *,
+    overall: float | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Horizontal bars of per-class accuracy, worst class at the bottom.
+
+    Args:
+        classes: K class names.
+        accuracies: K floats in [0, 1] (array, tensor or list); NaN / None (a class with
+            no test image) is drawn as an empty bar labelled "n/a".
+        overall: if given, a dashed vertical line at the overall accuracy.
+        ax: draw into these axes instead of a new figure.
+        title: defaults to "Per-class accuracy".
+
+    Returns:
+        The Figure; its axes hold exactly K bar patches.
+    """
+    acc = np.array([np.nan if a is None else a for a in _to_numpy(accuracies).tolist()], dtype=np.float64)
+    if acc.shape != (len(classes),):
+        raise ValueError(f"{len(classes)} class names but accuracies of shape {acc.shape}")
+    # Sort ascending: barh puts index 0 at the bottom, so the best class ends up on top.
+    order = np.argsort(np.where(np.isnan(acc), -1.0, acc), kind="stable")
+    names = [str(classes[i]) for i in order]
+    vals = acc[order]
+
+    fig, ax, owned = _figure_and_axes(ax, (7.0, max(3.0, 0.32 * len(names) + 1.3)))
+    y = np.arange(len(names))
+    ax.barh(y, np.nan_to_num(vals, nan=0.0), color="tab:blue", height=0.7)
+    for yi, v in zip(y, vals):
+        label = "n/a" if np.isnan(v) else f"{v:.2f}"
+        # White box so the dashed "overall" line, often right there, does not cross the digits.
+        ax.text((0.0 if np.isnan(v) else v) + 0.01, yi, label, va="center", fontsize=8, zorder=4,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.85})
+    if overall is not None:
+        ax.axvline(overall, color="black", linestyle="--", linewidth=1.2, zorder=3,
+                   label=f"overall {overall:.3f}")
+        # Bottom right is where the shortest bars leave empty space.
+        ax.legend(loc="lower right", fontsize=8)
+
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=9)
+    ax.set_xlim(0.0, 1.1)  # room for the value printed past a bar at 1.00
+    ax.set_xlabel("Accuracy")
+    ax.set_title(title if title is not None else "Per-class accuracy")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    if owned:
+        fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------- images
+
+
+def show_images(
+    images: Sequence[Any],
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 5,
+    size: float = 2.5,
+) -> Figure:
+    """A grid of images without axes.
+
+    Args:
+        images: PIL images, or (H, W) / (H, W, 3) arrays or tensors, uint8 (0..255) or
+            float in [0, 1] (clipped); (3, H, W) tensors are transposed.
+        titles: optional caption per image.
+        ncols: at most this many images per row.
+        size: inches per grid cell.
+
+    Returns:
+        The Figure, with one axes (holding one image) per input image.
+    """
+    if len(images) == 0:
+        raise ValueError("show_images: no images given")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+    nrows, cols = _grid(len(images), ncols)
+    # Constrained layout: tight_layout lets small titles collide with the row above.
+    fig = _new_figure((size * cols, size * nrows + (0.3 * nrows if titles else 0.0)), layout="constrained")
+    for i, img in enumerate(images):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        arr = _image_to_array(img)
+        if arr.ndim == 2:
+            # Fix the range so a dim grey image is not stretched to full contrast.
+            ax.imshow(arr, cmap="gray", vmin=0, vmax=255 if arr.dtype == np.uint8 else 1.0)
+        else:
+            ax.imshow(arr)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=9)
+        ax.set_axis_off()
+    return fig
+
+
+def plot_activation_maps(
+    maps: Any,
+    *,
+    n: int = 16,
+    ncols: int = 8,
+    title: str | None = None,
+    cmap: str = "viridis",
+) -> Figure:
+    """The first ``n`` channels of a feature map, one small image each.
+
+    Args:
+        maps: (C, H, W) or (1, C, H, W) array or tensor.
+        n: number of channels shown (capped at C).
+        ncols: channels per row.
+        title: optional figure title.
+        cmap: colour map.
+
+    Returns:
+        The Figure, one axes (one image, titled with the channel index) per channel. Each
+        channel is scaled to its own min / max, since channel magnitudes differ widely.
+    """
+    arr = _to_numpy(maps)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise ValueError(f"expected activation maps of shape (C, H, W) or (1, C, H, W), got {arr.shape}")
+    count = max(1, min(n, arr.shape[0]))
+    nrows, cols = _grid(count, ncols)
+    fig = _new_figure((1.5 * cols, 1.5 * nrows + (0.5 if title else 0.0)), layout="constrained")
+    for c in range(count):
+        ax = fig.add_subplot(nrows, cols, c + 1)
+        ax.imshow(_minmax(arr[c]), cmap=cmap, vmin=0.0, vmax=1.0)
+        ax.set_title(f"#{c}", fontsize=7)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _minmax(m: np.ndarray) -> np.ndarray:
+    """(H, W) -> float32 (H, W) in [0, 1]; a constant map (e.g. dead ReLU) becomes all 0."""
+    m = m.astype(np.float32)
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+# ------------------------------------------------------------------------- curves
+
+
+def plot_layer_curve(
+    layers: Sequence[str],
+    accuracies: Any,
+    *,
+    dims: Any | None = None,
+    times: Any | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy per layer, layers on a categorical x axis in the order given.
+
+    Args:
+        layers: L layer names (e.g. "pool5", "relu6", "relu7").
+        accuracies: L floats in [0, 1].
+        dims: optional L feature dimensions, drawn on a right-hand log axis.
+        times: optional L extraction times in seconds, on another right-hand axis.
+        title: defaults to "Accuracy per layer".
+
+    Returns:
+        The Figure: 1 axes, plus one twin axes for each of ``dims`` / ``times`` given.
+    """
+    acc = _to_numpy(accuracies).astype(np.float64)
+    if acc.shape != (len(layers),):
+        raise ValueError(f"{len(layers)} layers but accuracies of shape {acc.shape}")
+    x = np.arange(len(layers))
+    n_twins = (dims is not None) + (times is not None)
+    fig = _new_figure((max(6.0, 0.8 * len(layers) + 3.0) + 0.8 * n_twins, 4.5))
+    ax = fig.add_subplot()
+
+    lines = ax.plot(x, acc, "o-", color="tab:blue", label="accuracy")
+    for xi, a in zip(x, acc):
+        if np.isfinite(a):
+            ax.annotate(f"{a:.3f}", (xi, a), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=8, color="tab:blue")
+    ax.set_xticks(x)
+    ax.set_xticklabels(layers, rotation=30 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
+    ax.set_xlabel("Layer")
+    ax.set_ylabel("Test accuracy", color="tab:blue")
+    ax.margins(y=0.12)  # headroom for the value labels above the points
+    ax.grid(alpha=0.3)
+
+    if dims is not None:
+        twin = _twin_axis(ax, 0, "Feature dimension (log)", "tab:orange")
+        twin.set_yscale("log")
+        lines += twin.plot(x, _to_numpy(dims).astype(np.float64), "s--", color="tab:orange", label="dimension")
+    if times is not None:
+        twin = _twin_axis(ax, int(dims is not None), "Extraction time (s)", "tab:green")
+        lines += twin.plot(x, _to_numpy(times).astype(np.float64), "^:", color="tab:green", label="time (s)")
+
+    if n_twins:
+        # One legend for all axes, below the plot: "best" only sees the first axes' data
+        # and would happily cover the twins' curves.
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", fontsize=8,
+                  bbox_to_anchor=(0.5, -0.16 if len(layers) <= 6 else -0.24), ncol=len(lines), frameon=False)
+    ax.set_title(title if title is not None else "Accuracy per layer")
+    fig.tight_layout()
+    return fig
+
+
+def _twin_axis(ax: Axes, index: int, label: str, color: str) -> Axes:
+    """A right-hand twin y axis; the second one is pushed outwards so the two don't overlap."""
+    twin = ax.twinx()
+    if index:
+        twin.spines["right"].set_position(("axes", 1.15))
+    twin.set_ylabel(label, color=color)
+    twin.tick_params(axis="y", colors=color)
+    return twin
+
+
+def plot_training_curves(history: Mapping[str, Sequence[float]], title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch, side by side.
+
+    Args:
+        history: lists of per-epoch floats under "train_loss", "val_loss", "train_acc",
+            "val_acc"; any of them may be missing or empty.
+        title: optional figure title.
+
+    Returns:
+        The Figure with 2 axes (loss, accuracy); x axis = epoch, starting at 1.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _new_figure((10.0, 4.0))
+    panels = (("Loss", ("train_loss", "val_loss")), ("Accuracy", ("train_acc", "val_acc")))
+    for i, (name, keys) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        drawn = False
+        for key, style in zip(keys, ("o-", "s--")):
+            values = history.get(key)
+            if values is None or len(values) == 0:
+                continue
+            y = _to_numpy(values).astype(np.float64)
+            ax.plot(np.arange(1, len(y) + 1), y, style, markersize=4, label=key.split("_")[0])
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        # Epochs are whole numbers; stop matplotlib from ticking at 1.5, 2.5, ...
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------ tensors
+
+
+def imagenet_denormalize(tensor: Any, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Undo ``Normalize(mean, std)`` so a network input can be shown as an image.
+
+    Args:
+        tensor: (3, H, W) (or (1, 3, H, W)) normalised image, array or tensor.
+        mean, std: the 3 per-channel values used for normalising.
+
+    Returns:
+        (H, W, 3) float32 array in [0, 1] (clipped: normalisation round-off and
+        augmentations can step slightly outside).
+    """
+    arr = _to_numpy(tensor).astype(np.float32)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3 or arr.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) tensor, got shape {arr.shape}")
+    m = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    s = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+    return np.clip(np.transpose(arr * s + m, (1, 2, 0)), 0.0, 1.0)
