@@ -302,7 +302,7 @@ def extract_features(
     layers: str | Sequence[str] | None = None,
     *,
     pool: str = "none",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     precision: str = "auto",
     device: str | torch.device = "auto",
     channels_last: bool = True,
@@ -320,6 +320,7 @@ def extract_features(
         images: a data split (see :func:`tplib.load_split`) or a list of image paths.
         layers: friendly or module names; default ``backbone.default_layer``.
         pool: "none", "avg", "max" or "pyramid" for (N, C, H, W) outputs.
+        batch_size: images per forward pass (default ``backbone.batch_size``).
         precision: "auto", "fp32" (exact), "bf16" or "fp16" (autocast).
         dtype: storage type, "float32" or "float16" (halves memory and disk).
         cache: read/write the on-disk feature cache (``TPLIB_CACHE``).
@@ -338,6 +339,9 @@ def extract_features(
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
     nodes = {layer: backbone.node(layer) for layer in layers}
+    batch_size = batch_size or backbone.batch_size
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     use_cl = channels_last and dev.type in ("cpu", "cuda")

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import Dataset, generated_scene15, load_dataset, scene15_root
-from .errors import DataError, DownloadError, WeightsError
+from .errors import DataError, DownloadError, LayerError, WeightsError
 from .features import extract_features
-from .models import Backbone, available_lite_networks, load_backbone, vgg16_weights_help, vgg16_weights_path
+from .models import (VGG16_LAYERS, Backbone, available_lite_networks, load_backbone,
+                     vgg16_weights_help, vgg16_weights_path)
 from .svm import svm_fit_score
 
 QUICK_PER_CLASS = 5
+# every name VGG16 accepts: friendly names and torchvision module names
+VGG16_NODES = {*VGG16_LAYERS, "avgpool", *(f"features.{i}" for i in range(31)),
+               *(f"classifier.{i}" for i in range(7))}
 
 
 @dataclass
@@ -32,7 +36,7 @@ class LabOptions:
     layer: str | None = None
     pool: str = "none"
     C: float = 1.0
-    batch_size: int = 32
+    batch_size: int | None = None
     device: str = "auto"
     precision: str = "auto"
     quick: bool = False
@@ -117,16 +121,19 @@ def run_lab(opts: LabOptions) -> dict:
         dataset = dataset.subset(QUICK_PER_CLASS)
     timings["load_data"] = time.perf_counter() - t0
 
+    if opts.model == "vgg16" and opts.layer and opts.layer not in VGG16_NODES:
+        # checked before any substitution: a typo must not turn into another layer
+        raise LayerError(f"unknown layer {opts.layer!r} for vgg16. Valid names: "
+                         f"{', '.join(VGG16_LAYERS)} (or a module name such as 'classifier.4')")
     t0 = time.perf_counter()
     backbone = get_backbone(opts, banner)
     timings["load_model"] = time.perf_counter() - t0
     layer = opts.layer or backbone.default_layer
-    if opts.layer and opts.layer not in backbone.layers and opts.model == "vgg16" \
-            and backbone.name != "vgg16":
-        banner.append(f"layer {opts.layer} does not exist in {backbone.name}: using "
-                      f"{backbone.default_layer}")
+    if opts.layer and backbone.name != opts.model:
+        banner.append(f"layer {opts.layer} is a VGG16 layer; {backbone.name} uses its "
+                      f"{backbone.default_layer} features instead")
         layer = backbone.default_layer
-    backbone.node(layer)  # fail now on a wrong layer name, not after loading data
+    backbone.node(layer)  # fail now on a wrong layer name, not after extraction
 
     for msg in banner:
         _say(f"\n!!! {msg}\n")

@@ -69,6 +69,8 @@ class Backbone:
         source: one line saying where the weights came from.
         weights_id: identifies the weights' numbers (for feature-cache keys).
         default_layer: the lab's feature layer for this network.
+        batch_size: the fastest batch size measured on a 2-core CPU
+            (benchmarks/extraction.py); larger is not always faster on CPUs.
         notes: why this network was chosen, if it replaces another (for banners).
     """
 
@@ -81,6 +83,7 @@ class Backbone:
     source: str
     weights_id: str
     default_layer: str
+    batch_size: int = 32
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -222,7 +225,7 @@ def _efficientnet_lite(name: str, weights: str) -> Backbone:
     model = timm.create_model(f"tf_{name}", pretrained=False)
     preprocess = Preprocess.from_timm_config(resolve_data_config({}, model=model))
     common = dict(name=name, preprocess=preprocess, layers=dict(EFFICIENTNET_LAYERS),
-                  categories=imagenet_categories(), default_layer="pooled")
+                  categories=imagenet_categories(), default_layer="pooled", batch_size=16)
     if weights == "random":
         torch.manual_seed(0)
         model = timm.create_model(f"tf_{name}", pretrained=False)

@@ -1,0 +1,84 @@
+"""Shared fixtures: isolated caches, real data location, networks loaded once.
+
+Real-data tests need the 15 Scene and cats-vs-dogs folders: ``TPLIB_REAL_DATA``
+(a folder holding ``15SceneData/`` and ``catsdogs/``) or ``../shared/data`` beside
+the checkout. Elsewhere they skip with a reason saying how to enable them; with
+``TPLIB_REQUIRE_REAL_DATA=1`` (set by ``.ci/run``) a missing folder is a failure.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/oddimages.py
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty tplib cache and TORCH_HOME: never the user's."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("TPLIB_CACHE", str(root / "tplib"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    return root
+
+
+def _real_data_root() -> Path | None:
+    env = os.environ.get("TPLIB_REAL_DATA")
+    candidates = [Path(env)] if env else [REPO.parent / "shared" / "data"]
+    for c in candidates:
+        if (c / "15SceneData" / "train").is_dir() and (c / "catsdogs" / "train").is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """Folder with ``15SceneData/`` and ``catsdogs/`` (skips, or fails in CI, without it)."""
+    root = _real_data_root()
+    if root is None:
+        msg = ("real data not found: set TPLIB_REAL_DATA to a folder holding 15SceneData/ "
+               "and catsdogs/ (or place it at ../shared/data beside the checkout)")
+        if os.environ.get("TPLIB_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """Real ImageNet-pretrained EfficientNet-Lite0 (from its registry package)."""
+    from tplib.models import load_backbone
+
+    return load_backbone("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def vgg_random():
+    """VGG16 with seeded random weights (architecture-only checks)."""
+    from tplib.models import load_backbone
+
+    return load_backbone("vgg16", weights="random")
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A tiny dataset: 3 classes x (3 train, 2 test) RGB JPEGs of varied sizes."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tiny"
+    for split, n in (("train", 3), ("test", 2)):
+        for k, cls in enumerate(("alpha", "beta", "gamma")):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                h, w = rng.integers(40, 90, size=2)
+                arr = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+                arr[..., k] = 255  # class colour, so features separate classes
+                Image.fromarray(arr).save(d / f"img_{i}.jpg")
+    return root

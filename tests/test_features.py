@@ -1,0 +1,176 @@
+"""Extraction: many layers in one pass, pooling, the feature cache, interruption, precision."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from oddimages import make_odd_images
+from tplib.data import load_dataset
+from tplib.errors import MemoryBudgetError
+from tplib.features import activations, extract_features, pool_output
+from tplib.synthetic import generate_scene_standin
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Generated 15-Scene-like images: 2 train + 1 test per class (45 files)."""
+    root = generate_scene_standin(tmp_path_factory.mktemp("gen") / "scenes", n_train=2, n_test=1)
+    return load_dataset(root)
+
+
+def test_many_layers_in_one_pass_equal_single_layer_runs(lite0, scenes):
+    layers = ["block2", "block5", "head", "pooled"]
+    opts = dict(pool="avg", cache=False, progress=False, batch_size=8)
+    together = extract_features(lite0, scenes.train, layers, **opts)
+    for layer in layers:
+        alone = extract_features(lite0, scenes.train, layer, **opts)
+        np.testing.assert_allclose(together[layer], alone[layer], rtol=1e-5, atol=1e-6)
+    # "head" averaged over space is exactly what the network pools into "pooled"
+    np.testing.assert_allclose(together["head"], together["pooled"], rtol=1e-5, atol=1e-6)
+
+
+def test_pooled_shapes_and_values(vgg_random, scenes):
+    split = scenes.test.subset(1)
+    split.paths, split.labels = split.paths[:3], split.labels[:3]
+    layers = ["relu1_1", "pool3", "relu5_3", "relu7"]
+    shapes = {"avg": [64, 256, 512, 4096], "max": [64, 256, 512, 4096],
+              "pyramid": [320, 1280, 2560, 4096]}
+    for pool, dims in shapes.items():
+        f = extract_features(vgg_random, split, layers, pool=pool, cache=False, progress=False)
+        assert [f[layer].shape for layer in layers] == [(3, d) for d in dims]
+    raw = extract_features(vgg_random, split, ["pool5"], pool="none", cache=False, progress=False)
+    assert raw["pool5"].shape == (3, 512 * 7 * 7)
+
+
+def test_pool_output_definitions():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    assert torch.equal(pool_output(x, "avg"), x.mean(dim=(2, 3)))
+    assert torch.equal(pool_output(x, "max"), x.amax(dim=(2, 3)))
+    pyr = pool_output(x, "pyramid")
+    assert pyr.shape == (2, 15)
+    assert torch.allclose(pyr[:, 3:].reshape(2, 3, 4).mean(-1), x.mean(dim=(2, 3)))
+    assert pool_output(x, "none").shape == (2, 48)
+
+
+def test_in_place_relu_does_not_overwrite_captured_linear_output(vgg_random, scenes):
+    """fc7 and relu7 in one pass: fc7 must keep its negative values."""
+    paths = scenes.test.paths[:2]
+    f = extract_features(vgg_random, paths, ["fc7", "relu7"], cache=False, progress=False)
+    assert (f["fc7"] < 0).any()
+    np.testing.assert_allclose(np.maximum(f["fc7"], 0), f["relu7"], rtol=1e-5, atol=1e-6)
+    maps = activations(vgg_random, paths[0], ["conv1_1", "relu1_1"])
+    assert maps["conv1_1"].shape == (64, 224, 224) and (maps["conv1_1"] < 0).any()
+    assert torch.allclose(maps["conv1_1"].clamp(min=0), maps["relu1_1"])
+
+
+def test_cache_hit_and_invalidation(lite0, scenes, tmp_path):
+    from tplib.cache import cache_info
+
+    split = scenes.train
+    first = extract_features(lite0, split, "pooled", progress=False)
+    assert not first.from_cache and first.cache_path is not None
+    second = extract_features(lite0, split, "pooled", progress=False)
+    assert second.from_cache and second.cache_path == first.cache_path
+    np.testing.assert_array_equal(first["pooled"], second["pooled"])
+    assert [e["state"] for e in cache_info()] == ["complete"]
+    # another pooling, layer or precision is another entry
+    assert not extract_features(lite0, split, "head", pool="avg", progress=False).from_cache
+    # a changed image file (content and mtime) is never served from the cache
+    target = split.paths[3]
+    from PIL import Image
+
+    Image.new("L", (240, 200), 255).save(target)
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    third = extract_features(lite0, split, "pooled", progress=False)
+    assert not third.from_cache
+    assert not np.allclose(third["pooled"][3], first["pooled"][3])
+    np.testing.assert_allclose(third["pooled"][:3], first["pooled"][:3], rtol=1e-6)
+
+
+def test_undecodable_images_are_skipped_and_listed_never_zero_rows(lite0, scenes, tmp_path):
+    expected = make_odd_images(tmp_path / "odd")
+    paths = [tmp_path / "odd" / n for n in sorted(expected)] + list(scenes.test.paths[:5])
+    f = extract_features(lite0, paths, "pooled", batch_size=4, cache=True, progress=False)
+    n_bad = sum(not v for v in expected.values())
+    assert len(f.skipped) == n_bad and len(f.paths) == len(paths) - n_bad
+    assert f["pooled"].shape == (len(paths) - n_bad, 1280)
+    assert (np.abs(f["pooled"]).sum(axis=1) > 0).all()
+    assert {os.path.basename(p) for p, _ in f.skipped} == {n for n, v in expected.items() if not v}
+    again = extract_features(lite0, paths, "pooled", batch_size=4, cache=True, progress=False)
+    assert again.from_cache and again.skipped == f.skipped
+    np.testing.assert_array_equal(again["pooled"], f["pooled"])
+
+
+def test_unpooled_shallow_layer_is_refused_before_allocating(vgg_random, scenes):
+    with pytest.raises(MemoryBudgetError) as err:
+        extract_features(vgg_random, scenes.train.paths * 100, "relu1_1", pool="none",
+                         progress=False, max_bytes=2 * 10**9)
+    msg = str(err.value)
+    assert "3,211,264 values" in msg and "pool='avg'" in msg and "GB" in msg
+
+
+def test_float16_storage(lite0, scenes):
+    f32 = extract_features(lite0, scenes.test, "pooled", cache=False, progress=False)
+    f16 = extract_features(lite0, scenes.test, "pooled", cache=False, progress=False, dtype="float16")
+    assert f16["pooled"].dtype == np.float16
+    np.testing.assert_allclose(f16["pooled"].astype(np.float32), f32["pooled"], rtol=2e-3, atol=1e-3)
+
+
+# bf16 keeps 8 bits of mantissa. Through EfficientNet-Lite0's 49 batch-norm layers
+# the pooled features move by 2-9% (relative L2 per row, measured here); their
+# direction barely changes (cosine > 0.995), which is what an L2-normalised linear
+# classifier sees (SVM accuracy: benchmarks/extraction.py --accuracy).
+BF16_MAX_REL_ERROR = 0.15
+
+
+def test_bf16_agrees_with_fp32_within_tolerance(lite0, scenes):
+    paths = scenes.test.paths[:8]
+    a = extract_features(lite0, paths, "pooled", precision="fp32", cache=False, progress=False)["pooled"]
+    b = extract_features(lite0, paths, "pooled", precision="bf16", cache=False, progress=False)["pooled"]
+    rel = np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
+    assert rel.max() < BF16_MAX_REL_ERROR
+    assert rel.max() > 0  # it really ran in bf16
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from tplib.data import load_dataset
+    from tplib.features import extract_features
+    from tplib.models import load_backbone
+    ds = load_dataset(sys.argv[1])
+    extract_features(load_backbone("efficientnet_lite0"), ds.train, "pooled", batch_size=2,
+                     progress=False)
+""")
+
+
+def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, capfd):
+    from tplib.paths import feature_cache_dir
+
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(scenes.root)], env=os.environ)
+    progress = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list(feature_cache_dir().glob("*.partial/progress.json"))
+        if found and '"done": 6' in found[0].read_text() or (found and '"done": 8' in found[0].read_text()):
+            progress = found[0]
+            break
+        time.sleep(0.05)
+    assert progress is not None and proc.poll() is None, "extraction did not start in time"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    entries = [p for p in feature_cache_dir().iterdir() if p.is_dir()]
+    assert all(p.name.endswith(".partial") for p in entries)  # no finished-looking entry
+    resumed = extract_features(lite0, scenes.train, "pooled", batch_size=2, progress=False)
+    assert "Resuming an interrupted extraction" in capfd.readouterr().err
+    assert not resumed.from_cache
+    fresh = extract_features(lite0, scenes.train, "pooled", batch_size=2, cache=False, progress=False)
+    np.testing.assert_allclose(resumed["pooled"], fresh["pooled"], rtol=1e-5, atol=1e-6)
+    assert extract_features(lite0, scenes.train, "pooled", batch_size=2, progress=False).from_cache

@@ -1,0 +1,78 @@
+"""Preprocessing equals the weights' own transforms; any image mode becomes 3 channels."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.models import VGG16_Weights
+from torchvision.transforms import functional as TF
+
+from tplib.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+WEIGHTS = VGG16_Weights.IMAGENET1K_V1
+
+
+def _photo(w, h, mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return Image.fromarray(arr).convert(mode)
+
+
+def test_numbers_come_from_the_weights():
+    p = Preprocess.from_torchvision(WEIGHTS)
+    assert p.mean == pytest.approx(IMAGENET_MEAN) and p.std == pytest.approx(IMAGENET_STD)
+    assert (p.size, p.resize_size, p.interpolation) == (224, 256, "bilinear")
+
+
+@pytest.mark.parametrize("size", [(224, 224), (300, 200), (257, 513)])
+def test_crop_policy_equals_weights_transforms(size):
+    img = _photo(*size)
+    ours = Preprocess.from_torchvision(WEIGHTS, policy="crop")(img)
+    theirs = WEIGHTS.transforms()(img)
+    assert ours.shape == theirs.shape == (3, 224, 224)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_square_policy_on_224_is_plain_normalisation():
+    """On a 224x224 image the lab's resize is the identity: only (x/255 - mean)/std."""
+    img = _photo(224, 224)
+    ours = Preprocess.from_torchvision(WEIGHTS)(img)
+    x = TF.to_tensor(img)
+    expected = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    assert torch.allclose(ours, expected, atol=1e-6)
+    # and it equals the weights' transform's normalisation step on that same tensor
+    t = WEIGHTS.transforms()
+    assert torch.allclose(ours, TF.normalize(x, t.mean, t.std), atol=1e-6)
+
+
+def test_square_policy_keeps_the_whole_image():
+    p = Preprocess.from_torchvision(WEIGHTS)
+    img = Image.new("RGB", (400, 200), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 40, 200))  # a white strip at the far left
+    x = p.to_uint8(img)
+    assert x.shape == (3, 224, 224)
+    assert x[:, :, :10].float().mean() > 200  # still there: nothing cropped away
+    assert p.with_policy("crop").to_uint8(img)[:, :, :10].float().mean() < 50
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "LA", "I;16"])
+def test_any_mode_becomes_three_channels(mode):
+    base = _photo(64, 48, "RGB")
+    img = base.convert("L").convert(mode) if mode in ("LA", "I;16") else base.convert(mode)
+    x = Preprocess()(img)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+
+
+def test_grayscale_gives_three_equal_channels():
+    x = Preprocess(mean=(0.5,) * 3, std=(0.5,) * 3).to_uint8(_photo(64, 64, "L"))
+    assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+
+
+def test_timm_config_matches_timm_transform(lite0):
+    from timm.data import create_transform, resolve_data_config
+
+    cfg = resolve_data_config({}, model=lite0.model)
+    ours = lite0.preprocess.with_policy("crop")
+    assert ours.interpolation == "bicubic" and ours.mean == (0.5, 0.5, 0.5)
+    img = _photo(320, 240)
+    theirs = create_transform(**cfg)(img)
+    assert torch.allclose(ours(img), theirs, atol=1e-5)
