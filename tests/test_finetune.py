@@ -246,13 +246,13 @@ def test_frozen_imagenet_base_beats_cnn_from_scratch(real_data_dir, lite0):
           f"({n_images / (train.seconds + test.seconds):.1f} img/s) + head {head.seconds:.2f} s")
     assert frozen_acc >= 0.95  # about 0.98 expected
 
-    # The same wall-clock time for a CNN from scratch; at least 60 s, so that the
-    # comparison does not starve it when extraction happens to be fast (on this
-    # 2-core CPU the frozen path takes about 40-90 s, depending on load).
+    # The same wall-clock time for a CNN from scratch (64 px, the default); at least
+    # 60 s, so that the comparison does not starve it when extraction happens to be
+    # fast (on this 2-core CPU the frozen path takes about 40-90 s, depending on load).
     budget = max(frozen_seconds, 60.0)
     scratch = train_from_scratch(ds.train, ds.test, seconds=budget, seed=0)
     epochs = len(scratch.history["train_loss"])
-    print(f"SmallCNN from scratch, budget {budget:.0f} s: test accuracy "
+    print(f"SmallCNN from scratch (64 px), budget {budget:.0f} s: test accuracy "
           f"{scratch.test_accuracy:.3f} after {epochs} epoch(s), {scratch.seconds:.1f} s "
           f"({epochs * len(ds.train) / scratch.seconds:.1f} train img/s incl. decoding and eval)")
     assert 0.4 <= scratch.test_accuracy <= 0.9

@@ -23,6 +23,7 @@ Taught in notebook 04 (relu7 + SVM) and 05 (layer sweep).
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -259,12 +260,22 @@ class Features:
         return n / self.seconds if self.seconds > 0 else float("inf")
 
 
+# model -> {(nodes, pool, input size): (dims, order)}: the dummy pass costs about a
+# second for VGG16 on a CPU, and notebooks call extract_features many times.
+_PROBES: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def probe_layers(backbone: Backbone, nodes: dict[str, str], pool: str) -> tuple[dict[str, int], list[str]]:
     """Feature size per layer and the order in which the layers fire, from one dummy pass."""
     size = backbone.preprocess.size
-    with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
-        out = tap.run(torch.zeros(1, 3, size, size))
-    return {layer: int(out[layer].shape[1]) for layer in nodes}, list(tap.order)
+    memo = _PROBES.setdefault(backbone.model, {})
+    key = (tuple(nodes.items()), pool, size)
+    if key not in memo:
+        with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
+            out = tap.run(torch.zeros(1, 3, size, size))
+        memo[key] = ({layer: int(out[layer].shape[1]) for layer in nodes}, list(tap.order))
+    dims, order = memo[key]
+    return dict(dims), list(order)
 
 
 def check_memory(dims: dict[str, int], n_images: int, itemsize: int, max_bytes: int | None,
@@ -349,14 +360,11 @@ def extract_features(
     settings = dict(precision=prec, device=dev.type, pool=pool, batch_size=batch_size,
                     channels_last=use_cl, dtype=dtype)
 
-    dims, order = probe_layers(backbone, nodes, pool)
     np_dtype = np.dtype(dtype)
-    check_memory(dims, len(paths), np_dtype.itemsize, max_bytes, pool)
-
     key = None
     if cache:
-        key = feature_cache.make_key(backbone, nodes, pool, prec, dev.type, use_cl, dtype, paths)
         t0 = time.perf_counter()
+        key = feature_cache.make_key(backbone, nodes, pool, prec, dev.type, use_cl, dtype, paths)
         hit = feature_cache.load(key)
         if hit is not None:
             arrays, valid, skipped, entry = hit
@@ -367,6 +375,8 @@ def extract_features(
                 seconds=time.perf_counter() - t0, settings=settings)
 
     t0 = time.perf_counter()
+    dims, order = probe_layers(backbone, nodes, pool)
+    check_memory(dims, len(paths), np_dtype.itemsize, max_bytes, pool)
     writer = (feature_cache.open_writer(key, dims, len(paths), np_dtype) if key is not None
               else feature_cache.MemoryWriter(dims, len(paths), np_dtype))
     with writer:

@@ -1,0 +1,30 @@
+# Two commands do everything: `make run` (the whole lab, headless) and `make test`.
+# Both create ./.venv and install tplib into it on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The course data, if a copy sits beside the checkout; override: make run DATA=/path/to/15SceneData
+DATA ?= $(firstword $(wildcard ../shared/data/15SceneData))
+ARGS ?=
+
+.PHONY: run quick test bench clean-venv
+
+$(BIN)/tplib: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $@
+
+run: $(BIN)/tplib  ## the lab: 15 Scene -> features -> LinearSVC -> report in ./reports/
+	$(BIN)/tplib run $(if $(DATA),--data $(DATA)) $(ARGS)
+
+quick: $(BIN)/tplib  ## a one-minute classroom demo (5 + 5 images per class)
+	$(BIN)/tplib run --quick $(if $(DATA),--data $(DATA)) $(ARGS)
+
+test: $(BIN)/tplib  ## the test suite (real-data tests need ../shared/data or TPLIB_REAL_DATA)
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(BIN)/tplib  ## extraction benchmark (ratios measured side by side)
+	$(BIN)/python benchmarks/extraction.py $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
