@@ -26,15 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .fsutil import atomic_write_text
 from .paths import feature_cache_dir
 
 CACHE_VERSION = 1
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def files_digest(paths) -> str:
@@ -197,7 +192,7 @@ class DiskWriter(MemoryWriter):
         super().write(start, rows, ok, errors)
         for arr in self.arrays.values():
             arr.flush()  # rows on disk before progress.json claims them
-        _atomic_write_text(self.partial / "progress.json", json.dumps({
+        atomic_write_text(self.partial / "progress.json", json.dumps({
             "done": self.done,
             "invalid": np.flatnonzero(~self.valid[: self.done]).tolist(),
             "skipped": self.skipped,
@@ -211,7 +206,7 @@ class DiskWriter(MemoryWriter):
         meta = {"key": self.key, "n_rows": self.n_rows, "layers": list(self.dims),
                 "dims": self.dims, "dtype": str(self.dtype),
                 "invalid": np.flatnonzero(~self.valid).tolist(), "skipped": self.skipped}
-        _atomic_write_text(self.partial / "meta.json", json.dumps(meta))
+        atomic_write_text(self.partial / "meta.json", json.dumps(meta))
         for name in ("progress.json", "owner.pid"):
             (self.partial / name).unlink(missing_ok=True)
         arrays = {k: np.array(v) for k, v in self.arrays.items()}

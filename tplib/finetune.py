@@ -131,6 +131,17 @@ def _as_labels(y, n: int) -> torch.Tensor:
     return y
 
 
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor) -> tuple[float, int]:
+    """One cross-entropy step on a batch; returns (summed loss, correct predictions)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item() * len(y), int((logits.argmax(1) == y).sum())
+
+
 @torch.no_grad()
 def _loss_and_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
                        batch_size: int = 1024) -> tuple[float, float]:
@@ -200,13 +211,9 @@ def train_head(
             head.train()
             loss_sum, correct = 0.0, 0
             for idx in torch.randperm(len(X), generator=order_rng).split(batch_size):
-                logits = head(X[idx])
-                loss = F.cross_entropy(logits, y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == y[idx]).sum())
+                batch_loss, batch_correct = _train_step(head, optimizer, X[idx], y[idx])
+                loss_sum += batch_loss
+                correct += batch_correct
             history["train_loss"].append(loss_sum / len(X))
             history["train_acc"].append(correct / len(X))
             if has_val:
@@ -491,15 +498,11 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
         loss_sum, correct = 0.0, 0
         for idx in torch.randperm(len(X), generator=gen).split(batch_size):
             x = _augment(preprocess.normalize(X[idx]), gen, flip, pad)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y[idx]).sum())
+            batch_loss, batch_correct = _train_step(model, optimizer, x, y[idx])
+            loss_sum += batch_loss
+            correct += batch_correct
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{batch_loss / len(idx):.3f}")
         train_seconds += time.perf_counter() - t_epoch
         history["train_loss"].append(loss_sum / len(X))
         history["train_acc"].append(correct / len(X))

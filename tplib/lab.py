@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import Dataset, generated_scene15, load_dataset, scene15_root
-from .errors import DataError, DownloadError, LayerError, WeightsError
+from .errors import DataError, DownloadError, IntegrityError, LayerError, WeightsError
 from .features import extract_features
 from .models import (VGG16_LAYERS, Backbone, available_lite_networks, load_backbone,
                      vgg16_weights_help, vgg16_weights_path)
@@ -59,6 +59,8 @@ def get_data(opts: LabOptions, banner: list[str]) -> tuple[Dataset, str, str]:
     try:
         root, source = scene15_root(download=opts.download, progress=opts.progress)
         return load_dataset(root), "real", f"15 Scene ({source}: {root})"
+    except IntegrityError:
+        raise  # a damaged file placed in the cache must be fixed, not worked around
     except DownloadError as exc:
         _say(f"15 Scene: {exc}")
         if opts.strict:

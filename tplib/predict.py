@@ -1,7 +1,6 @@
 """ImageNet top-k predictions and layer tables (notebooks 01 and 02, ``tplib predict``)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch

@@ -10,14 +10,14 @@ never half of one. Figures are drawn without ``pyplot``, so no global backend is
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
+
+from .fsutil import atomic_write, atomic_write_text
 
 __all__ = ["write_report", "format_console_summary"]
 
@@ -34,37 +34,9 @@ PNG_DPI = 110
 # ------------------------------------------------------------------ atomic writes
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Run ``write(binary_file)`` on a temp file next to ``path``, then rename it over ``path``.
-
-    The temp file lives in the same folder because ``os.replace`` is only atomic within
-    one file system; it is removed again if ``write`` fails.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data must be on disk before the rename is
-        # mkstemp makes the file private (0600); a report is meant to be shared / served.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Atomically write UTF-8 text (``\\n`` line endings on every OS)."""
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def _atomic_save_figure(path: Path, fig: Any) -> None:
     """Atomically save a matplotlib Figure as PNG."""
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=PNG_DPI))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=PNG_DPI))
 
 
 # -------------------------------------------------------------------- metrics.json
@@ -272,10 +244,10 @@ def write_report(out_dir: str | os.PathLike[str], result: dict) -> dict[str, Pat
     }
     created = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
     # metrics.json first: the numbers matter most if plotting fails later.
-    _atomic_write_text(paths["metrics"], _metrics_json(result, created))
+    atomic_write_text(paths["metrics"], _metrics_json(result, created))
     _atomic_save_figure(paths["confusion_matrix"], _confusion_figure(result))
     _atomic_save_figure(paths["per_class"], _per_class_figure(result))
-    _atomic_write_text(paths["summary"], _summary_markdown(result, created))
+    atomic_write_text(paths["summary"], _summary_markdown(result, created))
     return paths
 
 
