@@ -119,6 +119,22 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def peak_rss_bytes() -> int:
+    """Peak RSS of this process's own address space: VmHWM from /proc/self/status.
+
+    Not ``ru_maxrss``: on Linux, exec() carries the parent's high-water mark into the child
+    (fs/exec.c keeps the old mm's hiwater in signal->maxrss), so a child started by
+    subprocess reports at least the parent's peak -- exactly what must not count here.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: best effort
+
+
 # ------------------------------------------------------------------ the lab's own loop
 def make_lab_model(backbone):
     """The handout's feature extractor, batch 1: VGG16relu7, or Lite's pre-logits head."""
@@ -203,7 +219,7 @@ def sweep_child(spec: dict) -> None:
     train = spread_paths(ds.train.paths, spec["n_train"])
     test = spread_paths(ds.test.paths, spec["n_test"])
     base_rss = rss_bytes()
-    base_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base_max = peak_rss_bytes()
     t0 = time.perf_counter()
     dims = {}
     for split in (train, test):
@@ -211,9 +227,10 @@ def sweep_child(spec: dict) -> None:
         dims = {k: int(v.shape[1]) for k, v in feats.arrays.items()}
         del feats
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
+    inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print("SWEEP-RESULT " + json.dumps(dict(
-        peak=peak, base_rss=base_rss, base_max=base_max, seconds=seconds,
+        peak=peak, base_rss=base_rss, base_max=base_max, seconds=seconds, ru_maxrss=inherited,
         n=len(train) + len(test), dims=dims, layers=layers)), flush=True)
 
 
@@ -228,6 +245,8 @@ def machine_lines() -> list[str]:
         f"native bf16 (AVX512-BF16/AMX): {'yes' if cpu_has_native_bf16() else 'no'}, "
         f"python {platform.python_version()}",
         f"load average at start: {load_avg()} (other processes share the CPU; read the ratios)",
+        "env: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}"
+                            for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")),
     ]
 
 
@@ -356,6 +375,12 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
         f"{ceil_ips:.2f} img/s")
     log(f"  RATIO tplib end-to-end / ceiling   : {t_ceil / t_tp:7.1%}  "
         f"(per round {pair_ratios(times['ceiling'], times['tplib'])}; target >= {TARGET_CEILING:.0%})")
+    log(f"  forward-only ceiling / lab loop    : {t_lab / t_ceil:7.2f}x   (the most that batching, "
+        f"channels_last and overlapped decoding could gain over the lab loop here)")
+    if t_ceil > t_tp:
+        log("  NOTE: the 'ceiling' is slower than tplib here, so it is no ceiling: back-to-back "
+            "forwards with 2 OpenMP threads that spin-wait (libgomp's default) on 2 shared cores "
+            "lose more than tplib's loop; see benchmarks/README.md (OMP_WAIT_POLICY)")
     layout = "n/a" if t_layout is None else f"{t_layout:.2f} s per call"
     log(f"  breakdown: decode+resize alone {n / t_decode:.1f} img/s ({t_decode:.2f} s for {n}, "
         f"in threads beside the forward); weights to channels_last and back: {layout}")
@@ -494,7 +519,10 @@ def sweep_memory(args, tmp: Path) -> dict:
         f"= {per_image:,} bytes per image")
     log(f"  RSS after loading the model (before extraction): {res['base_rss'] / GB:.2f} GB "
         f"(peak so far {res['base_max'] / GB:.2f} GB)")
-    log(f"  PEAK RSS of the child (ru_maxrss)  : {res['peak'] / GB:.2f} GB for {res['n']} images")
+    inflated = (", inflated by the parent's peak, which exec() carries over"
+                if res["ru_maxrss"] > 1.01 * res["peak"] else "")
+    log(f"  PEAK RSS of the child (VmHWM)      : {res['peak'] / GB:.2f} GB for {res['n']} images "
+        f"(ru_maxrss: {res['ru_maxrss'] / GB:.2f} GB{inflated})")
     log(f"  feature arrays for all {total} images: {total} x {sum(res['dims'].values()):,} x 4 "
         f"= {full_bytes / 1e6:.0f} MB (these {res['n']} images: {measured_bytes / 1e6:.0f} MB)")
     if res["n"] >= total:

@@ -89,6 +89,15 @@ def test_random_weights_are_the_last_resort_and_say_so(image_folder, tmp_path, n
     assert "RANDOM WEIGHTS" in (out / "summary.md").read_text().splitlines()[0]
 
 
+def test_random_weights_on_request(image_folder, tmp_path):
+    out = tmp_path / "rw"
+    assert main(["run", "--offline", "--model", "efficientnet_lite0", "--weights", "random",
+                 "--data", str(image_folder), "--out", str(out), "--no-progress"]) == 0
+    m = _metrics(out)
+    assert m["weights"] == "random" and m["model"] == "efficientnet_lite0"
+    assert "RANDOM WEIGHTS" in m["banner"][0] and "[RANDOM WEIGHTS]" in m["title"]
+
+
 def test_strict_offline_stops_with_what_to_place(image_folder, tmp_path, no_network, capsys):
     from tplib.models import vgg16_weights_path
 

@@ -24,6 +24,8 @@ def _add_run(sub) -> None:
                    "zip (default: cache, else download, else a generated stand-in)")
     p.add_argument("--out", help="report folder (default ./reports/run-YYYYmmdd-HHMMSS)")
     p.add_argument("--model", default="vgg16", choices=MODEL_NAMES)
+    p.add_argument("--weights", default="imagenet", choices=("imagenet", "random"),
+                   help="random: the same network untrained, to measure what pretraining brings")
     p.add_argument("--layer", help="relu1_1 .. relu7, pool1 .. pool5, fc6, fc7 (VGG16); pooled, "
                    "head, block1..7 (EfficientNet-Lite); or a module name (default: relu7 / pooled)")
     p.add_argument("--pool", default="none", choices=POOLINGS,
@@ -50,11 +52,11 @@ def cmd_run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise TplibError("--batch-size must be at least 1")
-    opts = LabOptions(data=args.data, out=args.out, model=args.model, layer=args.layer,
-                      pool=args.pool, C=args.C, batch_size=args.batch_size, device=args.device,
-                      precision=args.precision, quick=args.quick, strict=args.strict,
-                      download=not args.offline, cache=not args.no_cache, threads=args.threads,
-                      progress=not args.no_progress)
+    opts = LabOptions(data=args.data, out=args.out, model=args.model, weights=args.weights,
+                      layer=args.layer, pool=args.pool, C=args.C, batch_size=args.batch_size,
+                      device=args.device, precision=args.precision, quick=args.quick,
+                      strict=args.strict, download=not args.offline, cache=not args.no_cache,
+                      threads=args.threads, progress=not args.no_progress)
     result = run_lab(opts)
     print(format_console_summary(result, summary_path=result["report"]["summary"]))
     print(f"Report: {result['report']['summary']}")

@@ -33,6 +33,7 @@ class LabOptions:
     data: str | None = None
     out: str | None = None
     model: str = "vgg16"
+    weights: str = "imagenet"
     layer: str | None = None
     pool: str = "none"
     C: float = 1.0
@@ -76,6 +77,10 @@ def get_data(opts: LabOptions, banner: list[str]) -> tuple[Dataset, str, str]:
 
 def get_backbone(opts: LabOptions, banner: list[str]) -> Backbone:
     """The asked network; offline, a real substitute before random weights (never silently)."""
+    if opts.weights == "random":
+        banner.append(f"RANDOM WEIGHTS (asked for with --weights random): {opts.model} "
+                      "without pretraining, to show what ImageNet pretraining contributes.")
+        return load_backbone(opts.model, weights="random")
     if opts.model != "vgg16":
         return load_backbone(opts.model, download=opts.download, progress=opts.progress)
     try:

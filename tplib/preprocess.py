@@ -95,8 +95,8 @@ class Preprocess:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 tensor (..., 3, H, W) -> normalised float32 tensor, same shape."""
         x = x.float().div_(255.0)
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
         return x.sub_(mean).div_(std)
 
     def to_uint8(self, img: Image.Image) -> torch.Tensor:
