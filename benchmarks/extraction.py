@@ -254,7 +254,7 @@ def pick_images(data: Path | None, n: int, tmp: Path) -> tuple[list[Path], str, 
     from tplib.data import load_dataset
     from tplib.synthetic import generate_scene_standin
 
-    if data is not None and data.exists():
+    if data is not None:
         ds = load_dataset(data)
         paths = ds.train.paths + ds.test.paths
         return spread_paths(paths, n), f"{ds.root} (real data, {len(paths)} images)", ds.root
@@ -294,6 +294,8 @@ def main(argv=None) -> int:
         sweep_child(json.loads(args.sweep_child))
         return 0
 
+    if args.data is not None and not args.data.exists():
+        p.error(f"--data {args.data} does not exist")
     lite = args.model != "vgg16"
     n = args.images or (128 if lite else 32)
     repeats = args.repeats or 3
@@ -375,8 +377,8 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
         f"{ceil_ips:.2f} img/s")
     log(f"  RATIO tplib end-to-end / ceiling   : {t_ceil / t_tp:7.1%}  "
         f"(per round {pair_ratios(times['ceiling'], times['tplib'])}; target >= {TARGET_CEILING:.0%})")
-    log(f"  forward-only ceiling / lab loop    : {t_lab / t_ceil:7.2f}x   (the most that batching, "
-        f"channels_last and overlapped decoding could gain over the lab loop here)")
+    log(f"  forward-only ceiling / lab loop    : {t_lab / t_ceil:7.2f}x   (what batching and "
+        f"channels_last alone gain over the lab loop, without decoding)")
     if t_ceil > t_tp:
         log("  NOTE: the 'ceiling' is slower than tplib here, so it is no ceiling: back-to-back "
             "forwards with 2 OpenMP threads that spin-wait (libgomp's default) on 2 shared cores "
