@@ -22,6 +22,9 @@ def test_vgg16relu7_equals_torchvision_feature_extractor(vgg_random):
     assert a.shape == (2, 4096)
     assert torch.allclose(a, b, atol=1e-5)
     assert (a >= 0).all() and (a > 0).any()
+    with torch.no_grad():  # also with the channels_last tensors tplib's fast path uses
+        c = ours(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(a, c, atol=1e-4)
 
 
 def test_vgg16_parameter_count(vgg_random):

@@ -143,7 +143,7 @@ class LayerTap:
         def hook(module, inputs, output):
             if layer in self.outputs:
                 raise TplibError(f"module {node} ran twice in one forward pass; "
-                                 "cannot tell which output is {layer}")
+                                 f"cannot tell which output is {layer}")
             if self.pool is None:
                 self.outputs[layer] = output.detach().clone()
             else:

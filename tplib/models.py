@@ -339,5 +339,6 @@ class VGG16relu7(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
-        x = x.view(x.size(0), -1)
+        # the handout's x.view(x.size(0), -1), which fails on channels_last tensors
+        x = torch.flatten(x, 1)
         return self.classifier(x)
