@@ -269,7 +269,9 @@ def probe_layers(backbone: Backbone, nodes: dict[str, str], pool: str) -> tuple[
     """Feature size per layer and the order in which the layers fire, from one dummy pass."""
     size = backbone.preprocess.size
     memo = _PROBES.setdefault(backbone.model, {})
-    key = (tuple(nodes.items()), pool, size)
+    # the modules' identities are in the key: replacing a layer (a new head) re-probes
+    modules = dict(backbone.model.named_modules())
+    key = (tuple(nodes.items()), tuple(id(modules[n]) for n in nodes.values()), pool, size)
     if key not in memo:
         with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
             out = tap.run(torch.zeros(1, 3, size, size))
@@ -334,7 +336,9 @@ def extract_features(
         batch_size: images per forward pass (default ``backbone.batch_size``).
         precision: "auto", "fp32" (exact), "bf16" or "fp16" (autocast).
         dtype: storage type, "float32" or "float16" (halves memory and disk).
-        cache: read/write the on-disk feature cache (``TPLIB_CACHE``).
+        cache: read/write the on-disk feature cache (``TPLIB_CACHE``). The key knows
+            the weights by their source file: after training the model in place,
+            pass ``cache=False`` (or give the backbone a new ``weights_id``).
         threads: decoding threads; max_bytes: memory budget (default half of free RAM).
 
     Returns:
