@@ -4,7 +4,8 @@ import pytest
 
 from oddimages import make_odd_images
 from tplib.errors import ImageError
-from tplib.images import is_image_file, load_rgb
+from tplib.images import is_image_file, load_image, load_rgb
+from tplib.preprocess import Preprocess
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,25 @@ def test_every_case_decodes_or_fails_as_expected(odd):
             with pytest.raises(ImageError) as err:
                 load_rgb(path)
             assert str(path) in str(err.value), name
+
+
+def test_extraction_decoding_equals_rgb_decoding(odd):
+    """load_image keeps plain grayscale as "L"; after preprocessing, the bytes equal load_rgb's."""
+    import torch
+
+    folder, expected = odd
+    pre = Preprocess(interpolation="bicubic")
+    modes = set()
+    for name, decodable in expected.items():
+        if decodable:
+            img = load_image(folder / name)
+            modes.add(img.mode)
+            assert img.mode in ("L", "RGB"), name
+            assert torch.equal(pre.to_uint8(img), pre.to_uint8(load_rgb(folder / name))), name
+        else:
+            with pytest.raises(ImageError):
+                load_image(folder / name)
+    assert modes == {"L", "RGB"}
 
 
 @pytest.mark.parametrize("name,reason", [("empty.jpg", "empty file"),

@@ -67,6 +67,18 @@ def test_grayscale_gives_three_equal_channels():
     assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("policy", ["square", "crop"])
+@pytest.mark.parametrize("size", [(64, 64), (300, 200), (257, 513)])
+def test_grayscale_fast_path_gives_the_same_bytes_as_rgb(interpolation, policy, size):
+    """An "L" image is resized as one channel and copied: identical to resizing RGB."""
+    gray = _photo(*size, "L", seed=size[0])
+    p = Preprocess(interpolation=interpolation, policy=policy)
+    fast, slow = p.to_uint8(gray), p.to_uint8(gray.convert("RGB"))
+    assert fast.shape == (3, 224, 224) and fast.is_contiguous()
+    assert torch.equal(fast, slow)
+
+
 def test_timm_config_matches_timm_transform(lite0):
     from timm.data import create_transform, resolve_data_config
 

@@ -79,6 +79,16 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     Raises :class:`ImageError` naming the file and the reason (empty, truncated, not
     an image, too large) for anything that cannot be used.
     """
+    return to_rgb(load_image(path))
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Like :func:`load_rgb`, but plain 8-bit grayscale stays one channel (mode "L").
+
+    Every other mode becomes RGB exactly as in :func:`load_rgb`. Feature extraction uses
+    this: resizing one channel and copying it three times gives the same bytes as
+    resizing the RGB copy, at a third of the cost (15 Scene is all grayscale).
+    """
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -101,7 +111,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                 ImageFile.LOAD_TRUNCATED_IMAGES = False
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
+                return img if img.mode == "L" else to_rgb(img)
         except ImageError:
             raise
         except UnidentifiedImageError as exc:
