@@ -192,7 +192,7 @@ def forward_only(model, n_images: int, batch_size: int, precision: str):
 
 
 def layout_time(backbone) -> float | None:
-    """Median seconds tplib spends per call putting the weights in channels_last and back."""
+    """Median seconds tplib spends per call preparing the model (BatchNorm folding, layout)."""
     import torch
 
     try:
@@ -201,9 +201,24 @@ def layout_time(backbone) -> float | None:
         return None
 
     def once():
-        with _prepared_model(backbone.model, torch.device("cpu"), True):
+        with _prepared_model(backbone.model, torch.device("cpu"), True, True,
+                             backbone.preprocess.size):
             pass
     return med([timed(once)[0] for _ in range(3)])
+
+
+def inference_models(backbone):
+    """(the model tplib runs: BatchNorm folded, channels_last; the same unfolded, or None)."""
+    import copy
+
+    import torch
+    from tplib.fusion import fold_batchnorm
+
+    folded, n_folded = fold_batchnorm(backbone.model, backbone.preprocess.size)
+    plain = copy.deepcopy(backbone.model).eval().to(memory_format=torch.channels_last)
+    if n_folded == 0:
+        return plain, None, 0
+    return folded.to(memory_format=torch.channels_last), plain, n_folded
 
 
 # ------------------------------------------------------------------ (d) sweep child
@@ -326,7 +341,8 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     log(f"images: {n} from {source}")
     bs = getattr(backbone, "batch_size", 32)  # extract_features' default batch for this network
     log(f"tplib defaults here: batch {bs} (backbone.batch_size), precision auto -> {prec}, "
-        f"channels_last, 2 decode threads")
+        f"channels_last, BatchNorms folded (if any), grayscale resized as one channel, "
+        f"2 decode threads")
     log(f"rounds per comparison: {repeats} ({min(repeats, 2)} for bf16; interleaved, order "
         f"reversed every other round), median time; each path warmed up once on 4 images")
     log(f"TPLIB_CACHE={os.environ['TPLIB_CACHE']} (temporary)")
@@ -336,9 +352,7 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     layers_all = all_layers(args.model, backbone)
     lab_model = make_lab_model(backbone)
     mean, std = backbone.preprocess.mean, backbone.preprocess.std
-    import copy
-
-    ceiling_model = copy.deepcopy(backbone.model).eval().to(memory_format=torch.channels_last)
+    ceiling_model, unfolded_model, n_folded = inference_models(backbone)
 
     out: dict = {}
 
@@ -358,10 +372,15 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     log(f"(a) lab loop vs tplib default, and (b) {layer} alone vs all layers "
         f"(measured in the same interleaved rounds)")
     warm = paths[:4]
-    for fn in (lambda: p_lab(warm), lambda: p_tplib(warm), forward_only(ceiling_model, 4, bs, prec),
-               lambda: p_all(warm)):
+    compared = {"lab": p_lab, "tplib": p_tplib, "ceiling": p_ceiling, "all": p_all}
+    warmups = [lambda: p_lab(warm), lambda: p_tplib(warm), forward_only(ceiling_model, 4, bs, prec),
+               lambda: p_all(warm)]
+    if unfolded_model is not None:  # what folding the BatchNorms gains, forward only
+        compared["unfolded"] = forward_only(unfolded_model, n, bs, prec)
+        warmups.append(forward_only(unfolded_model, 4, bs, prec))
+    for fn in warmups:
         fn()
-    times = interleave({"lab": p_lab, "tplib": p_tplib, "ceiling": p_ceiling, "all": p_all}, repeats)
+    times = interleave(compared, repeats)
     t_lab, t_tp, t_ceil, t_all = (med(times[k]) for k in ("lab", "tplib", "ceiling", "all"))
     lab_ips, tp_ips, ceil_ips = n / t_lab, n / t_tp, n / t_ceil
     lab_feats, tp_feats = out["lab"], out["tplib"][layer]
@@ -373,19 +392,26 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     log(f"  tplib extract_features defaults    : {tp_ips:7.2f} img/s  ({t_tp:.1f} s)")
     log(f"  RATIO tplib / lab loop             : {t_lab / t_tp:7.2f}x   "
         f"(per round {pair_ratios(times['lab'], times['tplib'])}; target >= {TARGET_LAB}x)")
-    log(f"  forward-only ceiling (batch {bs}, channels_last, {prec}, no_grad, random input): "
-        f"{ceil_ips:.2f} img/s")
+    folded = f", {n_folded} BatchNorms folded" if n_folded else ""
+    log(f"  forward-only ceiling (the model tplib runs: batch {bs}, channels_last{folded}, {prec}, "
+        f"no_grad, random input): {ceil_ips:.2f} img/s")
     log(f"  RATIO tplib end-to-end / ceiling   : {t_ceil / t_tp:7.1%}  "
         f"(per round {pair_ratios(times['ceiling'], times['tplib'])}; target >= {TARGET_CEILING:.0%})")
     log(f"  forward-only ceiling / lab loop    : {t_lab / t_ceil:7.2f}x   (what batching and "
         f"channels_last alone gain over the lab loop, without decoding)")
+    if unfolded_model is not None:
+        t_unf = med(times["unfolded"])
+        log(f"  forward only, BatchNorms not folded: {n / t_unf:.2f} img/s; RATIO folded / not "
+            f"folded (speed): {t_unf / t_ceil:.2f}x (per round "
+            f"{pair_ratios(times['unfolded'], times['ceiling'])})")
     if t_ceil > t_tp:
         log("  NOTE: the 'ceiling' is slower than tplib here, so it is no ceiling: back-to-back "
             "forwards with 2 OpenMP threads that spin-wait (libgomp's default) on 2 shared cores "
             "lose more than tplib's loop; see benchmarks/README.md (OMP_WAIT_POLICY)")
     layout = "n/a" if t_layout is None else f"{t_layout:.2f} s per call"
     log(f"  breakdown: decode+resize alone {n / t_decode:.1f} img/s ({t_decode:.2f} s for {n}, "
-        f"in threads beside the forward); weights to channels_last and back: {layout}")
+        f"in threads beside the forward); preparing the model (BatchNorm folding on a copy, "
+        f"channels_last): {layout}")
     interp = backbone.preprocess.interpolation
     why = ("" if interp == "bilinear" else
            f" (not equal by design: tplib resizes with this model's own {interp}, the lab "
@@ -405,7 +431,7 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
         f"(per round {pair_ratios(times['all'], times['tplib'])}; target <= {TARGET_ALL_LAYERS}x)")
     results["all"] = dict(value=t_all / t_tp, ok=t_all / t_tp <= TARGET_ALL_LAYERS,
                           text=f"{t_all / t_tp:.2f}x", target=f"<= {TARGET_ALL_LAYERS}x")
-    del ceiling_model, out["all"]
+    del ceiling_model, unfolded_model, out["all"]
 
     # ---------------------------------------------------------------- (c) cache
     log()

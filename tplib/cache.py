@@ -10,8 +10,8 @@ finished folder is renamed into place in one ``os.replace``: a reader sees a who
 entry or none.
 
 The key covers the model and its weights, the layers and their module names,
-pooling, preprocessing, precision, device type, memory format, storage dtype, and
-every image file's resolved path, size and modification time.
+pooling, preprocessing, precision, device type, memory format, BatchNorm folding,
+storage dtype, and every image file's resolved path, size and modification time.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def files_digest(paths) -> str:
 
 
 def make_key(backbone, nodes: dict, pool: str, precision: str, device_type: str,
-             channels_last: bool, dtype: str, paths) -> str:
+             channels_last: bool, dtype: str, paths, *, fold_bn: bool = False) -> str:
     """Hex key of a feature set (see the module docstring for what it covers)."""
     material = {
         "version": CACHE_VERSION,
@@ -58,6 +58,7 @@ def make_key(backbone, nodes: dict, pool: str, precision: str, device_type: str,
         "precision": precision,
         "device_type": device_type,
         "channels_last": channels_last,
+        "fold_bn": fold_bn,
         "dtype": dtype,
         "n_files": len(paths),
         "files": files_digest(paths),

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ImageError, MemoryBudgetError, TplibError
-from .images import load_rgb
+from .fusion import fold_batchnorm
+from .images import load_image, load_rgb
 from .models import Backbone
 from .preprocess import Preprocess
 
@@ -191,7 +192,7 @@ def _decode_batch(paths: Sequence[Path], preprocess: Preprocess):
     tensors, ok, errors = [], np.zeros(len(paths), dtype=bool), []
     for i, path in enumerate(paths):
         try:
-            tensors.append(preprocess.to_uint8(load_rgb(path)))
+            tensors.append(preprocess.to_uint8(load_image(path)))
             ok[i] = True
         except ImageError as exc:
             errors.append((str(path), str(exc).split(": ", 1)[-1]))
@@ -209,6 +210,10 @@ def iter_batches(paths: Sequence[Path], preprocess: Preprocess, batch_size: int,
     most ``prefetch`` batches wait in memory.
     """
     starts = list(range(start, len(paths), batch_size))
+    if threads <= 0:  # decode in the caller's thread, between forward passes
+        for s in starts:
+            yield (s, *_decode_batch(paths[s:s + batch_size], preprocess))
+        return
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tplib-decode") as pool:
         pending: deque = deque()
         for s in starts[:prefetch]:
@@ -319,6 +324,7 @@ def extract_features(
     precision: str = "auto",
     device: str | torch.device = "auto",
     channels_last: bool = True,
+    fold_bn: bool = True,
     dtype: str = "float32",
     cache: bool = True,
     threads: int = 2,
@@ -335,6 +341,10 @@ def extract_features(
         pool: "none", "avg", "max" or "pyramid" for (N, C, H, W) outputs.
         batch_size: images per forward pass (default ``backbone.batch_size``).
         precision: "auto", "fp32" (exact), "bf16" or "fp16" (autocast).
+        channels_last: NHWC memory format (faster convolutions on CPU and GPU).
+        fold_bn: run a copy with each BatchNorm folded into its convolution
+            (:mod:`tplib.fusion`; same function up to float rounding, ~1e-6
+            relative; 1.6x faster for EfficientNet-Lite0 on a CPU; no-op for VGG16).
         dtype: storage type, "float32" or "float16" (halves memory and disk).
         cache: read/write the on-disk feature cache (``TPLIB_CACHE``). The key knows
             the weights by their source file: after training the model in place,
@@ -362,13 +372,14 @@ def extract_features(
     use_cl = channels_last and dev.type in ("cpu", "cuda")
     paths, labels, classes = _split_parts(images)
     settings = dict(precision=prec, device=dev.type, pool=pool, batch_size=batch_size,
-                    channels_last=use_cl, dtype=dtype)
+                    channels_last=use_cl, fold_bn=fold_bn, dtype=dtype)
 
     np_dtype = np.dtype(dtype)
     key = None
     if cache:
         t0 = time.perf_counter()
-        key = feature_cache.make_key(backbone, nodes, pool, prec, dev.type, use_cl, dtype, paths)
+        key = feature_cache.make_key(backbone, nodes, pool, prec, dev.type, use_cl, dtype, paths,
+                                     fold_bn=fold_bn)
         hit = feature_cache.load(key)
         if hit is not None:
             arrays, valid, skipped, entry = hit
@@ -385,7 +396,7 @@ def extract_features(
               else feature_cache.MemoryWriter(dims, len(paths), np_dtype))
     with writer:
         _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
-                        threads, progress, desc, writer)
+                        fold_bn, threads, progress, desc, writer)
         arrays, valid, skipped = writer.finish()
     return Features(
         arrays={layer: arrays[layer] for layer in layers}, labels=labels[valid],
@@ -395,8 +406,22 @@ def extract_features(
 
 
 @contextmanager
-def _prepared_model(model: torch.nn.Module, dev: torch.device, channels_last: bool):
-    """Model on ``dev`` in eval mode (channels_last if asked); restored afterwards."""
+def _prepared_model(model: torch.nn.Module, dev: torch.device, channels_last: bool,
+                    fold_bn: bool = False, input_size: int = 224):
+    """Model on ``dev`` in eval mode (channels_last if asked), ready for inference.
+
+    With ``fold_bn``, a copy with every BatchNorm folded into its convolution (see
+    :mod:`tplib.fusion`) when the model has any; otherwise the model itself, moved
+    and converted in place and restored afterwards (no copy of VGG16's 528 MB).
+    """
+    if fold_bn:
+        folded, n_folded = fold_batchnorm(model, input_size)
+        if n_folded:
+            folded.to(dev)
+            if channels_last:
+                folded.to(memory_format=torch.channels_last)
+            yield folded
+            return
     was_training = model.training
     original = next(model.parameters()).device
     model.eval().to(dev)
@@ -411,14 +436,14 @@ def _prepared_model(model: torch.nn.Module, dev: torch.device, channels_last: bo
 
 
 def _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
-                    threads, progress, desc, writer) -> None:
+                    fold_bn, threads, progress, desc, writer) -> None:
     from tqdm.auto import tqdm
 
     stop_after = nodes[order[-1]] if order else None
     start = writer.done
     bar = tqdm(total=len(paths), initial=start, disable=not progress, unit="img",
                desc=desc or f"{backbone.name} {','.join(nodes)}", leave=False)
-    with _prepared_model(backbone.model, dev, use_cl) as model, \
+    with _prepared_model(backbone.model, dev, use_cl, fold_bn, backbone.preprocess.size) as model, \
             LayerTap(model, nodes, pool=pool, stop_after=stop_after) as tap:
         for s, batch, ok, errors in iter_batches(paths, backbone.preprocess, batch_size,
                                                  start=start, threads=threads):
