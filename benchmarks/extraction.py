@@ -326,7 +326,7 @@ def main(argv=None) -> int:
 def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     import numpy as np
     import torch
-    from tplib.features import extract_features, iter_batches, resolve_precision
+    from tplib.features import extract_features, iter_batches, resolve_precision, resolve_threads
 
     t_start = time.perf_counter()
     log("=" * 78)
@@ -342,7 +342,8 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     bs = getattr(backbone, "batch_size", 32)  # extract_features' default batch for this network
     log(f"tplib defaults here: batch {bs} (backbone.batch_size), precision auto -> {prec}, "
         f"channels_last, BatchNorms folded (if any), grayscale resized as one channel, "
-        f"2 decode threads")
+        f"{resolve_threads(None, torch.device('cpu'))} decode threads beside the forward "
+        f"(tplib.features.resolve_threads)")
     log(f"rounds per comparison: {repeats} ({min(repeats, 2)} for bf16; interleaved, order "
         f"reversed every other round), median time; each path warmed up once on 4 images")
     log(f"TPLIB_CACHE={os.environ['TPLIB_CACHE']} (temporary)")
@@ -375,6 +376,10 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     compared = {"lab": p_lab, "tplib": p_tplib, "ceiling": p_ceiling, "all": p_all}
     warmups = [lambda: p_lab(warm), lambda: p_tplib(warm), forward_only(ceiling_model, 4, bs, prec),
                lambda: p_all(warm)]
+    default_threads = resolve_threads(None, torch.device("cpu"))
+    if default_threads == 0:  # why tplib decodes between batches here: the alternative
+        compared["threads2"] = lambda: extract_features(backbone, paths, layer, cache=False,
+                                                        progress=False, threads=2)
     if unfolded_model is not None:  # what folding the BatchNorms gains, forward only
         compared["unfolded"] = forward_only(unfolded_model, n, bs, prec)
         warmups.append(forward_only(unfolded_model, 4, bs, prec))
@@ -386,7 +391,7 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     lab_feats, tp_feats = out["lab"], out["tplib"][layer]
     agree = float(np.abs(lab_feats - tp_feats).max() / max(np.abs(lab_feats).max(), 1e-12))
     # decode alone, for the breakdown (cheap)
-    t_decode, _ = timed(lambda: [b for b in iter_batches(paths, backbone.preprocess, bs, threads=2)])
+    t_decode, _ = timed(lambda: [b for b in iter_batches(paths, backbone.preprocess, bs, threads=0)])
     t_layout = layout_time(backbone)
     log(f"  lab loop (batch 1, fp32, NCHW)     : {lab_ips:7.2f} img/s  ({t_lab:.1f} s)")
     log(f"  tplib extract_features defaults    : {tp_ips:7.2f} img/s  ({t_tp:.1f} s)")
@@ -404,13 +409,18 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
         log(f"  forward only, BatchNorms not folded: {n / t_unf:.2f} img/s; RATIO folded / not "
             f"folded (speed): {t_unf / t_ceil:.2f}x (per round "
             f"{pair_ratios(times['unfolded'], times['ceiling'])})")
+    if "threads2" in times:
+        t_thr = med(times["threads2"])
+        log(f"  tplib with 2 decode threads beside the forward: {n / t_thr:.2f} img/s; RATIO "
+            f"default (decode between batches) / 2 threads (speed): {t_thr / t_tp:.2f}x "
+            f"(per round {pair_ratios(times['threads2'], times['tplib'])})")
     if t_ceil > t_tp:
         log("  NOTE: the 'ceiling' is slower than tplib here, so it is no ceiling: back-to-back "
             "forwards with 2 OpenMP threads that spin-wait (libgomp's default) on 2 shared cores "
             "lose more than tplib's loop; see benchmarks/README.md (OMP_WAIT_POLICY)")
     layout = "n/a" if t_layout is None else f"{t_layout:.2f} s per call"
     log(f"  breakdown: decode+resize alone {n / t_decode:.1f} img/s ({t_decode:.2f} s for {n}, "
-        f"in threads beside the forward); preparing the model (BatchNorm folding on a copy, "
+        f"one thread, no forward); preparing the model (BatchNorm folding on a copy, "
         f"channels_last): {layout}")
     interp = backbone.preprocess.interpolation
     why = ("" if interp == "bilinear" else
@@ -556,13 +566,14 @@ def sweep_memory(args, tmp: Path) -> dict:
     if res["n"] >= total:
         peak, label = res["peak"], "measured, full size"
     else:
-        # Rows may be held twice at the end (memory-mapped cache pages + the in-memory copy
-        # returned by the writer), so the extrapolation adds the missing rows twice.
-        peak = res["peak"] + 2 * (full_bytes - measured_bytes)
+        # The cache is written with plain writes (not mapped), so feature rows are in this
+        # process's memory once: the arrays returned. The extrapolation adds the missing
+        # rows once, on top of the measured peak (as if that peak and the rows coincided).
+        peak = res["peak"] + (full_bytes - measured_bytes)
         label = f"EXTRAPOLATED from {res['n']}"
-        log(f"  EXTRAPOLATED to {total} images: {res['peak'] / GB:.2f} GB + 2 x "
-            f"{(full_bytes - measured_bytes) / 1e6:.0f} MB (missing rows, counted twice: mapped "
-            f"cache file + in-memory copy) = {peak / GB:.2f} GB -- an estimate, not a measurement")
+        log(f"  EXTRAPOLATED to {total} images: {res['peak'] / GB:.2f} GB + "
+            f"{(full_bytes - measured_bytes) / 1e6:.0f} MB (the missing rows, held once: the "
+            f"returned arrays) = {peak / GB:.2f} GB -- an estimate, not a measurement")
     return dict(value=peak, ok=peak <= TARGET_RSS, text=f"{peak / GB:.2f} GB ({label})",
                 target="<= 2 GB")
 

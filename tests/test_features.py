@@ -13,7 +13,7 @@ import torch
 from oddimages import make_odd_images
 from tplib.data import load_dataset
 from tplib.errors import MemoryBudgetError
-from tplib.features import activations, extract_features, pool_output
+from tplib.features import activations, extract_features, pool_output, resolve_threads
 from tplib.synthetic import generate_scene_standin
 
 
@@ -174,3 +174,52 @@ def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, 
     fresh = extract_features(lite0, scenes.train, "pooled", batch_size=2, cache=False, progress=False)
     np.testing.assert_allclose(resumed["pooled"], fresh["pooled"], rtol=1e-5, atol=1e-6)
     assert extract_features(lite0, scenes.train, "pooled", batch_size=2, progress=False).from_cache
+
+
+def test_decoding_between_batches_or_in_threads_gives_the_same_rows(lite0, scenes):
+    opts = dict(pool="avg", cache=False, progress=False, batch_size=4)
+    serial = extract_features(lite0, scenes.test, "block3", threads=0, **opts)
+    threaded = extract_features(lite0, scenes.test, "block3", threads=2, **opts)
+    assert serial.settings["decode_threads"] == 0 and threaded.settings["decode_threads"] == 2
+    assert serial.paths == threaded.paths
+    np.testing.assert_array_equal(serial["block3"], threaded["block3"])
+
+
+def test_decode_threads_default_to_spare_cores(monkeypatch):
+    import tplib.features as tf
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_threads(3, cpu) == 3 and resolve_threads(0, cuda) == 0
+    with pytest.raises(ValueError, match="threads"):
+        resolve_threads(-1, cpu)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(tf, "usable_cores", lambda: 2)
+    assert resolve_threads(None, cpu) == 0  # both cores run the network
+    assert resolve_threads(None, cuda) == 2  # the GPU does: decode ahead
+    monkeypatch.setattr(tf, "usable_cores", lambda: 16)
+    assert resolve_threads(None, cpu) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_cache_files_are_never_left_mapped_in_memory(lite0, scenes):
+    """Rows go to the cache with plain writes and come back as ordinary arrays."""
+    from tplib.paths import feature_cache_dir
+
+    first = extract_features(lite0, scenes.test, ["block6", "pooled"], pool="avg", progress=False)
+    hit = extract_features(lite0, scenes.test, ["block6", "pooled"], pool="avg", progress=False)
+    assert not first.from_cache and hit.from_cache
+    import mmap
+
+    def mapped(a):
+        while a is not None:
+            if isinstance(a, (np.memmap, mmap.mmap)):
+                return True
+            a = getattr(a, "base", None)
+        return False
+
+    for feats in (first, hit):
+        assert not any(mapped(a) for a in feats.arrays.values())
+    np.testing.assert_array_equal(first["pooled"], hit["pooled"])
+    cache_dir = str(feature_cache_dir().resolve())
+    with open("/proc/self/maps") as maps:
+        assert not [line for line in maps if cache_dir in line]

@@ -2,8 +2,8 @@
 
 An entry is a folder ``$TPLIB_CACHE/features/<model>-<key>/`` holding one ``.npy``
 per layer (rows of all images, decodable or not), ``meta.json`` (key material,
-which rows are valid, skipped files). It is built as ``<entry>.partial/`` with
-memory-mapped arrays; after every batch the arrays are flushed and then
+which rows are valid, skipped files). It is built as ``<entry>.partial/``, rows
+written straight into the files; after every batch the files are synced and then
 ``progress.json`` is replaced atomically, so a run stopped by Ctrl-C or a kill
 resumes from the last recorded row and never reads rows that were not flushed. The
 finished folder is renamed into place in one ``os.replace``: a reader sees a whole
@@ -81,12 +81,8 @@ def load(key: str):
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         valid = np.ones(meta["n_rows"], dtype=bool)
         valid[meta["invalid"]] = False
-        arrays = {}
-        for layer in meta["layers"]:
-            full = np.load(entry / f"{layer}.npy", mmap_mode="r")
-            if full.shape[0] != meta["n_rows"]:
-                raise ValueError(f"{layer}.npy has {full.shape[0]} rows, expected {meta['n_rows']}")
-            arrays[layer] = np.ascontiguousarray(full[valid]) if not valid.all() else np.array(full)
+        arrays = {layer: _read_rows(entry / f"{layer}.npy", meta["n_rows"], valid)
+                  for layer in meta["layers"]}
         skipped = [tuple(s) for s in meta["skipped"]]
     except (OSError, ValueError, KeyError) as exc:
         # An entry is only renamed into place when complete, so this means someone
@@ -142,8 +138,62 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _RowFile:
+    """One layer's ``.npy`` file of shape (n_rows, d), filled row by row with plain writes.
+
+    Not a memory map: mapped pages that were written stay in the process's resident
+    memory until unmapped, so a mapped cache would hold every feature row in memory
+    during the extraction and then again in the copy returned at the end. Written
+    with ``os.pwrite``, the rows go to the page cache (the kernel's, reclaimable) and
+    the process holds only the copy it returns.
+    """
+
+    def __init__(self, path: Path, n_rows: int, d: int, dtype: np.dtype, create: bool):
+        if create:  # writes the header and sizes the (sparse) file
+            arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n_rows, d))
+        else:
+            arr = np.load(path, mmap_mode="r+")
+            if arr.shape != (n_rows, d) or arr.dtype != dtype:
+                raise ValueError(f"{path.name} has shape {arr.shape}, expected {(n_rows, d)}")
+        self.offset = arr.offset
+        del arr  # unmapped: nothing of the file stays in this process's memory
+        self.row_bytes = d * np.dtype(dtype).itemsize
+        self.dtype = np.dtype(dtype)
+        self.fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+
+    def write(self, idx: np.ndarray, values: np.ndarray) -> None:
+        """Rows ``values[j]`` at row ``idx[j]``; consecutive rows in one write."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        j = 0
+        while j < len(idx):
+            k = j + 1
+            while k < len(idx) and idx[k] == idx[k - 1] + 1:
+                k += 1
+            data = values[j:k].tobytes()
+            at = self.offset + int(idx[j]) * self.row_bytes
+            while data:  # pwrite may write less than asked
+                written = _pwrite(self.fd, data, at)
+                data, at = data[written:], at + written
+            j = k
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows
+    return os.write(fd, data)
+
+
 class DiskWriter(MemoryWriter):
-    """Rows written into memory-mapped ``.npy`` files of a ``.partial`` entry."""
+    """Rows written into the ``.npy`` files of a ``.partial`` entry (see :class:`_RowFile`)."""
 
     def __init__(self, key: str, dims: dict[str, int], n_rows: int, dtype: np.dtype):
         self.key = key
@@ -154,18 +204,26 @@ class DiskWriter(MemoryWriter):
         self.valid = np.zeros(n_rows, dtype=bool)
         self.skipped = []
         self.done = 0
+        self.files: dict[str, _RowFile] = {}
         if not self._resume():
             self._start()
         (self.partial / "owner.pid").write_text(str(os.getpid()))
 
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files = {}
+
     def _start(self) -> None:
+        self._close()
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)
-        self.arrays = {
-            layer: np.lib.format.open_memmap(self.partial / f"{layer}.npy", mode="w+",
-                                             dtype=self.dtype, shape=(self.n_rows, d))
-            for layer, d in self.dims.items()
-        }
+        self.files = {layer: _RowFile(self.partial / f"{layer}.npy", self.n_rows, d,
+                                      self.dtype, create=True)
+                      for layer, d in self.dims.items()}
 
     def _resume(self) -> bool:
         progress = self.partial / "progress.json"
@@ -173,26 +231,31 @@ class DiskWriter(MemoryWriter):
             return False
         try:
             state = json.loads(progress.read_text(encoding="utf-8"))
-            self.arrays = {}
             for layer, d in self.dims.items():
-                arr = np.load(self.partial / f"{layer}.npy", mmap_mode="r+")
-                if arr.shape != (self.n_rows, d) or arr.dtype != self.dtype:
-                    return False
-                self.arrays[layer] = arr
+                self.files[layer] = _RowFile(self.partial / f"{layer}.npy", self.n_rows, d,
+                                             self.dtype, create=False)
             self.done = int(state["done"])
             self.valid[: self.done] = True
             self.valid[state["invalid"]] = False
             self.skipped = [tuple(s) for s in state["skipped"]]
         except (OSError, ValueError, KeyError):
+            self._close()
+            self.done, self.skipped = 0, []
+            self.valid[:] = False
             return False
         print(f"Resuming an interrupted extraction at image {self.done:,}/{self.n_rows:,} "
               f"({self.partial})", file=sys.stderr)
         return True
 
     def write(self, start, rows, ok, errors) -> None:
-        super().write(start, rows, ok, errors)
-        for arr in self.arrays.values():
-            arr.flush()  # rows on disk before progress.json claims them
+        idx = start + np.flatnonzero(ok)
+        for layer, values in rows.items():
+            self.files[layer].write(idx, values)
+        for f in self.files.values():
+            f.sync()  # rows on disk before progress.json claims them
+        self.valid[start:start + len(ok)] = ok
+        self.skipped.extend(errors)
+        self.done = start + len(ok)
         atomic_write_text(self.partial / "progress.json", json.dumps({
             "done": self.done,
             "invalid": np.flatnonzero(~self.valid[: self.done]).tolist(),
@@ -202,25 +265,31 @@ class DiskWriter(MemoryWriter):
     def finish(self):
         if self.done != self.n_rows:
             raise RuntimeError(f"extraction stopped at {self.done}/{self.n_rows} rows")
-        for arr in self.arrays.values():
-            arr.flush()
+        for f in self.files.values():
+            f.sync()
+        self._close()
         meta = {"key": self.key, "n_rows": self.n_rows, "layers": list(self.dims),
                 "dims": self.dims, "dtype": str(self.dtype),
                 "invalid": np.flatnonzero(~self.valid).tolist(), "skipped": self.skipped}
         atomic_write_text(self.partial / "meta.json", json.dumps(meta))
         for name in ("progress.json", "owner.pid"):
             (self.partial / name).unlink(missing_ok=True)
-        arrays = {k: np.array(v) for k, v in self.arrays.items()}
-        self.arrays = {}
         if self.final.exists():  # a concurrent run finished the same entry first
             shutil.rmtree(self.partial, ignore_errors=True)
         else:
             os.replace(self.partial, self.final)
         self.entry = self.final
-        valid = self.valid
-        if not valid.all():
-            arrays = {k: v[valid] for k, v in arrays.items()}
-        return arrays, valid, self.skipped
+        arrays = {layer: _read_rows(self.final / f"{layer}.npy", self.n_rows, self.valid)
+                  for layer in self.dims}
+        return arrays, self.valid, self.skipped
+
+
+def _read_rows(path: Path, n_rows: int, valid: np.ndarray) -> np.ndarray:
+    """The valid rows of a finished ``.npy`` file, read into memory (not mapped)."""
+    full = np.load(path)
+    if full.ndim != 2 or full.shape[0] != n_rows:
+        raise ValueError(f"{path.name} has shape {full.shape}, expected {n_rows} rows")
+    return full if valid.all() else full[valid]
 
 
 def open_writer(key: str, dims: dict[str, int], n_rows: int, dtype: np.dtype) -> MemoryWriter:

@@ -36,7 +36,9 @@ def _add_run(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
-    p.add_argument("--threads", type=int, default=2, help="image-decoding threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="image-decoding threads beside the forward pass (default: 0 on a CPU "
+                        "whose cores all run the network, else 2)")
     p.add_argument("--quick", action="store_true",
                    help="5 train + 5 test images per class: a one-minute classroom demo")
     p.add_argument("--strict", action="store_true",

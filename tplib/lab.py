@@ -44,7 +44,7 @@ class LabOptions:
     strict: bool = False
     download: bool = True
     cache: bool = True
-    threads: int = 2
+    threads: int | None = None  # decoding threads; None: tplib.features.resolve_threads
     progress: bool = True
 
 
