@@ -92,10 +92,10 @@ def resolve_threads(threads: int | None, device: torch.device) -> int:
     """None -> how many threads decode images beside the forward pass.
 
     On a CPU whose cores all run the network (torch's intra-op threads), decoding
-    beside it slows every parallel operation of the forward pass more than the
-    decoding itself costs (measured on 2 cores with Lite0: about 5-15% slower end
-    to end), so images are decoded between batches there (0). With spare cores, or
-    when a GPU runs the network, up to 2 threads decode ahead.
+    threads compete with the forward pass for the same cores, so images are decoded
+    between batches there (0). Measured on 2 cores (benchmarks/extraction.py): up to
+    14% faster for EfficientNet-Lite0, about even for VGG16. With spare cores, or when
+    a GPU runs the network, up to 2 threads decode ahead.
     """
     if threads is not None:
         if threads < 0:
@@ -371,7 +371,8 @@ def extract_features(
         channels_last: NHWC memory format (faster convolutions on CPU and GPU).
         fold_bn: run a copy with each BatchNorm folded into its convolution
             (:mod:`tplib.fusion`; same function up to float rounding, ~1e-6
-            relative; 1.6x faster for EfficientNet-Lite0 on a CPU; no-op for VGG16).
+            relative; its forward pass 1.15-1.6x faster for EfficientNet-Lite0 on a
+            CPU; no-op for VGG16).
         dtype: storage type, "float32" or "float16" (halves memory and disk).
         cache: read/write the on-disk feature cache (``TPLIB_CACHE``). The key knows
             the weights by their source file: after training the model in place,
