@@ -223,3 +223,23 @@ def test_cache_files_are_never_left_mapped_in_memory(lite0, scenes):
     cache_dir = str(feature_cache_dir().resolve())
     with open("/proc/self/maps") as maps:
         assert not [line for line in maps if cache_dir in line]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+def test_a_cache_writer_that_fails_to_open_closes_what_it_opened(monkeypatch):
+    import tplib.cache as tc
+
+    real, opened = tc._RowFile, []
+
+    def flaky(*args, **kwargs):
+        if len(opened) == 2:
+            raise OSError(28, "No space left on device")
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(tc, "_RowFile", flaky)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="No space"):
+        tc.DiskWriter("k-test", {"a": 3, "b": 4, "c": 5}, 10, np.dtype("float32"))
+    assert len(opened) == 2 and all(f.fd is None for f in opened)
+    assert len(os.listdir("/proc/self/fd")) == before

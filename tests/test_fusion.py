@@ -6,7 +6,7 @@ from torch import nn
 
 from tplib.data import load_dataset
 from tplib.features import LayerTap, extract_features
-from tplib.fusion import fold_batchnorm
+from tplib.fusion import _conv_bn_pairs, fold_batchnorm
 from tplib.synthetic import generate_scene_standin
 
 
@@ -113,3 +113,43 @@ def test_extraction_with_and_without_folding_agree_and_cache_apart(lite0, scenes
         assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), layer
     again = extract_features(lite0, scenes.train, layers, fold_bn=True, **opts)
     assert again.from_cache
+
+
+def test_tapped_convs_keep_their_own_output_and_inner_names_survive(lite0, scenes):
+    """A conv asked for by module name is not folded; bn1.act is still there to tap."""
+    opts = dict(pool="avg", cache=False, progress=False, batch_size=8)
+    layers = ["conv_stem", "blocks.1.0.conv_pw", "bn1.act", "blocks.2.0.bn1.act", "pooled"]
+    folded = extract_features(lite0, scenes.train, layers, fold_bn=True, **opts)
+    plain = extract_features(lite0, scenes.train, layers, fold_bn=False, **opts)
+    for layer in layers:
+        a, b = plain[layer], folded[layer]
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), layer
+    _, n = fold_batchnorm(lite0.model, 224, keep=["conv_stem", "blocks.1.0.conv_pw"])
+    assert n == 47
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)),
+    lambda: nn.Sequential(nn.BatchNorm2d(3, affine=False)),  # no parameters at all
+])
+def test_models_that_cannot_be_folded_are_returned_as_they_are(make):
+    model = make().eval()
+    same, n = fold_batchnorm(model, 16)
+    assert n == 0 and same is model
+
+
+def test_extraction_keeps_the_training_mode(lite0, scenes):
+    lite0.model.train()
+    try:
+        extract_features(lite0, scenes.test, ["block2"], pool="max", cache=False, progress=False)
+        assert lite0.model.training
+    finally:
+        lite0.model.eval()
+
+
+def test_a_conv_changed_in_place_before_its_batchnorm_is_not_a_pair():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.BatchNorm2d(4)).eval()
+    pairs, _ = _conv_bn_pairs(model, _inputs(1, 16))
+    assert pairs == []
+    direct = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True)).eval()
+    assert _conv_bn_pairs(direct, _inputs(1, 16))[0] == [("0", "1")]

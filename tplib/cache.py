@@ -129,13 +129,9 @@ class MemoryWriter:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # our own leftover from an earlier call in this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    import psutil  # not os.kill(pid, 0): on Windows that terminates the process
+
+    return psutil.pid_exists(pid)
 
 
 class _RowFile:
@@ -205,9 +201,13 @@ class DiskWriter(MemoryWriter):
         self.skipped = []
         self.done = 0
         self.files: dict[str, _RowFile] = {}
-        if not self._resume():
-            self._start()
-        (self.partial / "owner.pid").write_text(str(os.getpid()))
+        try:
+            if not self._resume():
+                self._start()
+            (self.partial / "owner.pid").write_text(str(os.getpid()))
+        except BaseException:
+            self._close()  # no descriptor left open (on Windows it would lock the files)
+            raise
 
     def __exit__(self, *exc) -> None:
         self._close()
@@ -221,9 +221,9 @@ class DiskWriter(MemoryWriter):
         self._close()
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)
-        self.files = {layer: _RowFile(self.partial / f"{layer}.npy", self.n_rows, d,
-                                      self.dtype, create=True)
-                      for layer, d in self.dims.items()}
+        for layer, d in self.dims.items():  # one by one: a failure closes those opened
+            self.files[layer] = _RowFile(self.partial / f"{layer}.npy", self.n_rows, d,
+                                         self.dtype, create=True)
 
     def _resume(self) -> bool:
         progress = self.partial / "progress.json"

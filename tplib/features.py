@@ -305,8 +305,14 @@ def probe_layers(backbone: Backbone, nodes: dict[str, str], pool: str) -> tuple[
     modules = dict(backbone.model.named_modules())
     key = (tuple(nodes.items()), tuple(id(modules[n]) for n in nodes.values()), pool, size)
     if key not in memo:
-        with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
-            out = tap.run(torch.zeros(1, 3, size, size))
+        was_training = backbone.model.training
+        try:
+            with torch.no_grad(), LayerTap(backbone.model.eval(), nodes, pool=pool) as tap:
+                param = next(backbone.model.parameters(), None)
+                device = param.device if param is not None else None
+                out = tap.run(torch.zeros(1, 3, size, size, device=device))
+        finally:
+            backbone.model.train(was_training)
         memo[key] = ({layer: int(out[layer].shape[1]) for layer in nodes}, list(tap.order))
     dims, order = memo[key]
     return dict(dims), list(order)
@@ -438,15 +444,16 @@ def extract_features(
 
 @contextmanager
 def _prepared_model(model: torch.nn.Module, dev: torch.device, channels_last: bool,
-                    fold_bn: bool = False, input_size: int = 224):
+                    fold_bn: bool = False, input_size: int = 224, keep: Sequence[str] = ()):
     """Model on ``dev`` in eval mode (channels_last if asked), ready for inference.
 
     With ``fold_bn``, a copy with every BatchNorm folded into its convolution (see
-    :mod:`tplib.fusion`) when the model has any; otherwise the model itself, moved
-    and converted in place and restored afterwards (no copy of VGG16's 528 MB).
+    :mod:`tplib.fusion`; convs named in ``keep`` are tapped and keep theirs) when the
+    model has any; otherwise the model itself, moved and converted in place and
+    restored afterwards (no copy of VGG16's 528 MB).
     """
     if fold_bn:
-        folded, n_folded = fold_batchnorm(model, input_size)
+        folded, n_folded = fold_batchnorm(model, input_size, keep)
         if n_folded:
             folded.to(dev)
             if channels_last:
@@ -474,7 +481,8 @@ def _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, 
     start = writer.done
     bar = tqdm(total=len(paths), initial=start, disable=not progress, unit="img",
                desc=desc or f"{backbone.name} {','.join(nodes)}", leave=False)
-    with _prepared_model(backbone.model, dev, use_cl, fold_bn, backbone.preprocess.size) as model, \
+    with _prepared_model(backbone.model, dev, use_cl, fold_bn, backbone.preprocess.size,
+                         keep=list(nodes.values())) as model, \
             LayerTap(model, nodes, pool=pool, stop_after=stop_after) as tap:
         for s, batch, ok, errors in iter_batches(paths, backbone.preprocess, batch_size,
                                                  start=start, threads=threads):

@@ -17,6 +17,7 @@ not used. Used by :func:`tplib.extract_features` (notebooks 04 and 05).
 from __future__ import annotations
 
 import copy
+from typing import Iterable
 
 import torch
 from torch import nn
@@ -27,14 +28,29 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 CHECK_RTOL = 1e-4
 
 
+class _AfterFold(nn.Module):
+    """What stays of timm's ``BatchNormAct2d`` once its affine map lives in the conv.
+
+    Keeps the ``drop`` and ``act`` names, so ``bn1.act`` is still a module one can tap.
+    """
+
+    def __init__(self, drop: nn.Module, act: nn.Module):
+        super().__init__()
+        self.drop, self.act = drop, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(x))
+
+
 def _replacement(bn: nn.Module) -> nn.Module | None:
-    """What stays of a BatchNorm once its affine map lives in the convolution."""
+    """What stays of a BatchNorm once its affine map lives in the convolution, or None."""
+    if not isinstance(bn, nn.BatchNorm2d) or bn.running_mean is None or bn.running_var is None:
+        return None  # without running statistics it normalises by the batch: not affine
     if type(bn) is nn.BatchNorm2d:
         return nn.Identity()
     # timm's BatchNormAct2d: batch norm, then dropout (identity in eval), then activation
-    if isinstance(bn, nn.BatchNorm2d) and isinstance(getattr(bn, "act", None), nn.Module) \
-            and isinstance(getattr(bn, "drop", None), nn.Module):
-        return nn.Sequential(bn.drop, bn.act)
+    if isinstance(getattr(bn, "act", None), nn.Module) and isinstance(getattr(bn, "drop", None), nn.Module):
+        return _AfterFold(bn.drop, bn.act)
     return None  # an unknown subclass may do more than the affine map: leave it
 
 
@@ -45,19 +61,21 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 
 def _conv_bn_pairs(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, str]], torch.Tensor]:
     """[(conv name, bn name)] where the BatchNorm's input is the conv's output, and model(x)."""
-    conv_outputs: dict[int, tuple[str, torch.Tensor]] = {}  # tensors kept alive: ids stay unique
+    # tensors kept alive, so ids stay unique; the version counter tells whether anything
+    # (an in-place ReLU between them, say) changed the tensor before the BatchNorm read it
+    conv_outputs: dict[int, tuple[str, torch.Tensor, int]] = {}
     pairs: list[tuple[str, str]] = []
     handles = []
 
     def on_conv(name):
         def hook(module, inputs, output):
-            conv_outputs[id(output)] = (name, output)
+            conv_outputs[id(output)] = (name, output, output._version)
         return hook
 
     def on_bn(name):
         def hook(module, inputs, output):
             found = conv_outputs.get(id(inputs[0]))
-            if found is not None and found[1] is inputs[0]:
+            if found is not None and found[1] is inputs[0] and found[2] == inputs[0]._version:
                 pairs.append((found[0], name))
         return hook
 
@@ -79,40 +97,46 @@ def _conv_bn_pairs(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, s
 
 
 @torch.no_grad()
-def fold_batchnorm(model: nn.Module, input_size: int = 224) -> tuple[nn.Module, int]:
-    """An eval-mode copy of ``model`` with every conv -> BatchNorm pair folded.
+def fold_batchnorm(model: nn.Module, input_size: int = 224,
+                   keep: Iterable[str] = ()) -> tuple[nn.Module, int]:
+    """An eval-mode copy of ``model``, on the CPU, with every conv -> BatchNorm pair folded.
 
     Args:
         model: any network taking (N, 3, input_size, input_size) float32 input.
         input_size: side of the probe input used to find and check the pairs.
+        keep: module names whose own output must stay as it is (layers someone taps):
+            a conv named here keeps its BatchNorm.
 
     Returns:
         ``(folded copy, number of pairs folded)``, or ``(model, 0)`` -- the model
-        itself, not copied -- when it has no BatchNorm to fold or the folded copy does
-        not reproduce the original's output (then nothing is changed).
+        itself, not copied -- when it has no BatchNorm to fold, when it cannot be copied
+        or probed, or when the folded copy does not reproduce the original's output.
+        The probe and the check run on the CPU in float32 (no TF32 on a GPU to blur
+        the comparison); move the copy where it is needed.
     """
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         return model, 0
-    folded = copy.deepcopy(model).eval()
-    device = next(folded.parameters()).device
+    keep = set(keep)
     generator = torch.Generator().manual_seed(0)  # never touches the global RNG
-    x = torch.randn(1, 3, input_size, input_size, generator=generator).to(device)
+    x = torch.randn(1, 3, input_size, input_size, generator=generator)
     try:
+        folded = copy.deepcopy(model).cpu().eval()
         pairs, expected = _conv_bn_pairs(folded, x)
-    except Exception:  # noqa: BLE001 -- the real forward pass will report the problem itself
+        n_folded = 0
+        for conv_name, bn_name in pairs:
+            bn = folded.get_submodule(bn_name)
+            rest = _replacement(bn)
+            if rest is None or conv_name in keep:
+                continue
+            conv = fuse_conv_bn_eval(folded.get_submodule(conv_name), bn)
+            _set_submodule(folded, conv_name, conv)
+            _set_submodule(folded, bn_name, rest)
+            n_folded += 1
+        if n_folded == 0 or not isinstance(expected, torch.Tensor):
+            return model, 0
+        got = folded(x)
+    except Exception:  # noqa: BLE001 -- fall back to the model as it is; its real pass reports
         return model, 0
-    n_folded = 0
-    for conv_name, bn_name in pairs:
-        bn = folded.get_submodule(bn_name)
-        rest = _replacement(bn)
-        if rest is None:
-            continue
-        _set_submodule(folded, conv_name, fuse_conv_bn_eval(folded.get_submodule(conv_name), bn))
-        _set_submodule(folded, bn_name, rest)
-        n_folded += 1
-    if n_folded == 0 or not isinstance(expected, torch.Tensor):
-        return model, 0
-    got = folded(x)
     scale = expected.abs().max().clamp_min(1e-12)
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape \
             or (got - expected).abs().max() > CHECK_RTOL * scale:
