@@ -115,6 +115,10 @@ class MemoryWriter:
         idx = start + np.flatnonzero(ok)
         for layer, values in rows.items():
             self.arrays[layer][idx] = values
+        self._record(start, ok, errors)
+
+    def _record(self, start: int, ok: np.ndarray, errors) -> None:
+        """Which rows of the batch at ``start`` are valid, and why the others are not."""
         self.valid[start:start + len(ok)] = ok
         self.skipped.extend(errors)
         self.done = start + len(ok)
@@ -253,9 +257,7 @@ class DiskWriter(MemoryWriter):
             self.files[layer].write(idx, values)
         for f in self.files.values():
             f.sync()  # rows on disk before progress.json claims them
-        self.valid[start:start + len(ok)] = ok
-        self.skipped.extend(errors)
-        self.done = start + len(ok)
+        self._record(start, ok, errors)
         atomic_write_text(self.partial / "progress.json", json.dumps({
             "done": self.done,
             "invalid": np.flatnonzero(~self.valid[: self.done]).tolist(),
