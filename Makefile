@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= $(firstword $(wildcard ../shared/data/15SceneData))
 ARGS ?=
 
-.PHONY: run quick test bench clean-venv
+.PHONY: run quick test lint bench clean-venv
 
 $(BIN)/tplib: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ quick: $(BIN)/tplib  ## a one-minute classroom demo (5 + 5 images per class)
 
 test: $(BIN)/tplib  ## the test suite (real-data tests need ../shared/data or TPLIB_REAL_DATA)
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(BIN)/tplib  ## ruff (configured in pyproject.toml)
+	$(BIN)/ruff check .
 
 bench: $(BIN)/tplib  ## extraction benchmark (ratios measured side by side)
 	$(BIN)/python benchmarks/extraction.py $(ARGS)

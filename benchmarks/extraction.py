@@ -177,6 +177,7 @@ def lab_loop(model, paths, mean, std):
 def forward_only(model, n_images: int, batch_size: int, precision: str):
     """The ceiling: random channels_last batches through the model, no decode, no hooks."""
     import torch
+
     from tplib.features import _autocast
 
     dev = torch.device("cpu")
@@ -212,6 +213,7 @@ def inference_models(backbone):
     import copy
 
     import torch
+
     from tplib.fusion import fold_batchnorm
 
     folded, n_folded = fold_batchnorm(backbone.model, backbone.preprocess.size)
@@ -225,7 +227,9 @@ def inference_models(backbone):
 def sweep_child(spec: dict) -> None:
     """Runs in a fresh process: an all-layer pooled sweep; prints one JSON line."""
     import torch  # noqa: F401  (imported before the baseline, like a notebook would)
+
     from tplib.data import load_dataset
+    from tplib.engine import Engine  # noqa: F401
     from tplib.features import extract_features
 
     backbone = load_model(spec["model"])
@@ -252,7 +256,8 @@ def sweep_child(spec: dict) -> None:
 # ------------------------------------------------------------------ main benchmark
 def machine_lines() -> list[str]:
     import torch
-    from tplib.features import cpu_has_native_bf16
+
+    from tplib.engine import cpu_has_native_bf16
 
     return [
         f"CPU: {cpu_model()}, {os.cpu_count()} logical cores",
@@ -326,7 +331,9 @@ def main(argv=None) -> int:
 def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     import numpy as np
     import torch
-    from tplib.features import extract_features, iter_batches, resolve_precision, resolve_threads
+
+    from tplib.engine import Engine, resolve_precision, resolve_threads
+    from tplib.features import extract_features, iter_batches
 
     t_start = time.perf_counter()
     log("=" * 78)
@@ -379,7 +386,7 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     default_threads = resolve_threads(None, torch.device("cpu"))
     if default_threads == 0:  # why tplib decodes between batches here: the alternative
         compared["threads2"] = lambda: extract_features(backbone, paths, layer, cache=False,
-                                                        progress=False, threads=2)
+                                                        progress=False, engine=Engine(threads=2))
     if unfolded_model is not None:  # what folding the BatchNorms gains, forward only
         compared["unfolded"] = forward_only(unfolded_model, n, bs, prec)
         warmups.append(forward_only(unfolded_model, 4, bs, prec))
@@ -484,11 +491,12 @@ def run(args, lite: bool, n: int, repeats: int, n_prec: int, tmp: Path) -> int:
     pp = paths[:n_prec]
     log(f"(e) precision on this CPU: fp32 vs bf16 (autocast), extract_features {layer}, "
         f"{len(pp)} images (auto resolves to {prec} here)")
-    extract_features(backbone, pp[:2], layer, precision="bf16", cache=False, progress=False)  # warm-up
-    extract_features(backbone, pp[:2], layer, precision="fp32", cache=False, progress=False)
+    fp32, bf16 = Engine(precision="fp32"), Engine(precision="bf16")
+    extract_features(backbone, pp[:2], layer, engine=bf16, cache=False, progress=False)  # warm-up
+    extract_features(backbone, pp[:2], layer, engine=fp32, cache=False, progress=False)
     times = interleave({
-        "fp32": lambda: extract_features(backbone, pp, layer, precision="fp32", cache=False, progress=False),
-        "bf16": lambda: extract_features(backbone, pp, layer, precision="bf16", cache=False, progress=False),
+        "fp32": lambda: extract_features(backbone, pp, layer, engine=fp32, cache=False, progress=False),
+        "bf16": lambda: extract_features(backbone, pp, layer, engine=bf16, cache=False, progress=False),
     }, min(repeats, 2))
     t32, t16 = med(times["fp32"]), med(times["bf16"])
     log(f"  fp32                               : {len(pp) / t32:7.2f} img/s")
@@ -543,7 +551,7 @@ def sweep_memory(args, tmp: Path) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--_sweep-child", json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("SWEEP-RESULT ")), None)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SWEEP-RESULT ")), None)
     if proc.returncode != 0 or line is None:
         log(f"  the sweep child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         return dict(value=None, ok=False, text="child failed", target="<= 2 GB")
@@ -580,7 +588,9 @@ def sweep_memory(args, tmp: Path) -> dict:
 
 def accuracy(args, backbone, layer, real_root) -> dict:
     import numpy as np
+
     from tplib.data import load_dataset
+    from tplib.engine import Engine  # noqa: F401
     from tplib.features import extract_features
     from tplib.svm import svm_fit_score
 
@@ -595,8 +605,9 @@ def accuracy(args, backbone, layer, real_root) -> dict:
     feats, secs = {}, {}
     for prec in ("fp32", "bf16"):
         for split in ("train", "test"):
-            t, f = timed(lambda: extract_features(backbone, getattr(ds, split), layer,
-                                                  precision=prec, cache=False, progress=False))
+            t, f = timed(lambda split=split, prec=prec: extract_features(
+                backbone, getattr(ds, split), layer, engine=Engine(precision=prec), cache=False,
+                progress=False))
             feats[prec, split] = f
             secs[prec] = secs.get(prec, 0.0) + t
         n_img = len(ds.train) + len(ds.test)

@@ -17,15 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/oddimages.py
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty tplib cache and TORCH_HOME: never the user's."""
-    root = tmp_path_factory.mktemp("caches")
-    monkeypatch.setenv("TPLIB_CACHE", str(root / "tplib"))
-    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
-    return root
-
-
 def _real_data_root() -> Path | None:
     env = os.environ.get("TPLIB_REAL_DATA")
     candidates = [Path(env)] if env else [REPO.parent / "shared" / "data"]
@@ -35,10 +26,33 @@ def _real_data_root() -> Path | None:
     return None
 
 
+# Read once, before any test changes the environment.
+REAL_DATA_ROOT = _real_data_root()
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty tplib cache and TORCH_HOME: never the user's.
+
+    Nor the user's run profile or shared data folder: a test that wants the real data
+    asks for ``real_data_dir`` and passes it explicitly.
+    """
+    from tplib.profile import set_active_profile
+
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("TPLIB_CACHE", str(root / "tplib"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    monkeypatch.setenv("TPLIB_REAL_DATA", str(root / "no-shared-data"))
+    monkeypatch.delenv("TPLIB_PROFILE", raising=False)
+    set_active_profile(None)
+    yield root
+    set_active_profile(None)
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """Folder with ``15SceneData/`` and ``catsdogs/`` (skips, or fails in CI, without it)."""
-    root = _real_data_root()
+    root = REAL_DATA_ROOT
     if root is None:
         msg = ("real data not found: set TPLIB_REAL_DATA to a folder holding 15SceneData/ "
                "and catsdogs/ (or place it at ../shared/data beside the checkout)")

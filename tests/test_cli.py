@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from oddimages import make_odd_images
 
 import tplib.download as download
-from oddimages import make_odd_images
 from tplib.cli import main
 from tplib.download import Resource
 
@@ -54,11 +54,13 @@ def test_quick_run_offline_uses_real_network_and_generated_data(tmp_path, no_net
     from sklearn.preprocessing import normalize
     from sklearn.svm import LinearSVC
 
-    from tplib.data import generated_scene15, load_dataset
+    from tplib.datasets import find_dataset
     from tplib.features import extract_features
     from tplib.models import load_backbone
+    from tplib.profile import get_profile
 
-    ds = load_dataset(generated_scene15(5, 5, progress=False)).subset(5)
+    ds = find_dataset("15scene", profile=get_profile("quick"))
+    assert ds.source == "generated"
     lite = load_backbone("efficientnet_lite0")
     tr = extract_features(lite, ds.train, "pooled", progress=False)
     te = extract_features(lite, ds.test, "pooled", progress=False)
@@ -78,9 +80,9 @@ def test_quick_run_offline_uses_real_network_and_generated_data(tmp_path, no_net
 
 def test_random_weights_are_the_last_resort_and_say_so(image_folder, tmp_path, no_network,
                                                         monkeypatch):
-    import tplib.lab as lab
+    import tplib.models as models
 
-    monkeypatch.setattr(lab, "available_lite_networks", lambda: [])
+    monkeypatch.setattr(models, "weights_available", lambda name: False)
     out = tmp_path / "r"
     assert main(["run", "--data", str(image_folder), "--out", str(out), "--no-progress"]) == 0
     m = _metrics(out)
@@ -99,19 +101,25 @@ def test_random_weights_on_request(image_folder, tmp_path):
 
 
 def test_strict_offline_stops_with_what_to_place(image_folder, tmp_path, no_network, capsys):
-    from tplib.models import vgg16_weights_path
+    from tplib.models import weights_path
 
     code = main(["run", "--strict", "--data", str(image_folder), "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2
     for part in ("vgg16-397923af.pth", "553,433,881", download.RESOURCES["vgg16"].url,
-                 str(vgg16_weights_path())):
+                 str(weights_path("vgg16"))):
         assert part in err
     assert "Traceback" not in err and not (tmp_path / "s").exists()
 
     code = main(["run", "--strict", "--model", "efficientnet_lite0", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2 and "15ScenesData.zip" in err and "86,520,868" in err
+
+    # an instructor preparing a classroom gets every missing file in one message
+    code = main(["run", "--strict", "--model", "resnet50", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing 2 item(s)" in err
+    assert "15ScenesData.zip" in err and "resnet50-11ad3fa6.pth" in err
 
 
 def test_messy_folder_completes_and_lists_skipped_files(image_folder, tmp_path, no_network):
@@ -152,9 +160,10 @@ def test_bad_arguments_get_clear_messages(args, needle, image_folder, capsys, tm
 
 
 def test_unknown_model_lists_choices():
-    proc = subprocess.run([sys.executable, "-m", "tplib", "run", "--model", "alexnet"],
+    proc = subprocess.run([sys.executable, "-m", "tplib", "run", "--model", "alexnet9"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "vgg16" in proc.stderr and "efficientnet_lite0" in proc.stderr
+    assert "resnet50" in proc.stderr and "convnext_tiny" in proc.stderr
 
 
 def test_cache_command(capsys):
@@ -166,3 +175,107 @@ def test_layers_command(capsys):
     assert main(["layers", "--model", "vgg16"]) == 0
     out = capsys.readouterr().out
     assert "relu7" in out and "classifier.4" in out and "(4096,)" in out and "(512, 7, 7)" in out
+
+
+# ------------------------------------------------------------------ options checked first
+@pytest.mark.parametrize("args,needle", [
+    (["--C", "0"], "must be a finite number > 0"),
+    (["--C", "nan"], "must be a finite number > 0"),
+    (["--C", "inf"], "must be a finite number > 0"),
+    (["--threads", "-1"], "must be at least 0"),
+    (["--batch-size", "0"], "must be at least 1"),
+    (["--split", "0"], "must be at least 1"),
+])
+def test_impossible_values_are_refused_by_the_parser(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", *args])
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps, not 'tpu'"),
+    (["--layer", ""], "--layer is empty"),
+    (["--layer", "relu8"], "unknown layer 'relu8' for vgg16"),
+])
+def test_bad_options_stop_before_any_work(args, needle, image_folder, tmp_path, capsys, monkeypatch):
+    import tplib.datasets
+
+    def no_data_step(*a, **k):
+        raise AssertionError("the data step ran before the options were checked")
+
+    monkeypatch.setattr(tplib.datasets, "find_dataset", no_data_step)
+    code = main(["run", "--data", str(image_folder), "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_cuda_on_a_machine_without_it_fails_first_and_leaves_no_cache(image_folder, tmp_path,
+                                                                      capsys, monkeypatch):
+    import torch
+
+    from tplib.paths import feature_cache_dir
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["run", "--data", str(image_folder), "--device", "cuda", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no usable CUDA GPU" in err and "--device cpu" in err
+    assert not feature_cache_dir().exists() or not any(feature_cache_dir().iterdir())
+
+
+def test_out_that_is_a_file_is_refused(image_folder, tmp_path, capsys):
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    code = main(["run", "--data", str(image_folder), "--out", str(target)])
+    assert code == 2 and "is an existing file" in capsys.readouterr().err
+    assert target.read_text() == "mine"
+
+
+def test_every_tplib_error_is_one_line_and_exit_2(monkeypatch, capsys):
+    import tplib.cli as cli
+    import tplib.errors as errors
+
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.TplibError)]
+    assert len(classes) >= 8
+    for cls in classes:
+        def fail(args, cls=cls):
+            raise cls(f"{cls.__name__} happened: do this")
+        monkeypatch.setitem(cli.COMMANDS, "cache", fail)
+        assert main(["cache"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"tplib: error: {cls.__name__} happened: do this\n"
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    code = ("import sys, tplib, tplib.cli\n"
+            "tplib.cli.build_parser().parse_args(['run', '--C', '2', '--model', 'resnet18'])\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'sklearn') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_layers_of_every_network_without_weights(capsys):
+    from tplib.registry import NETWORK_NAMES
+
+    for name in NETWORK_NAMES:
+        assert main(["layers", "--model", name]) == 0
+        out = capsys.readouterr().out
+        assert "(1000,)" in out, name
+    assert main(["layers", "--model", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "layer4" in out and "(2048, 7, 7)" in out and "default: pooled" in out
+
+
+def test_run_without_a_networks_weights_says_what_to_place(image_folder, tmp_path, capsys):
+    from tplib.models import weights_path
+
+    out = tmp_path / "r50"
+    assert main(["run", "--offline", "--model", "resnet50", "--data", str(image_folder),
+                 "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    m = _metrics(out)
+    assert m["model"] == "efficientnet_lite0" and m["settings"]["requested_model"] == "resnet50"
+    assert m["banner"][0].startswith("NOT ResNet-50") and str(weights_path("resnet50")) in m["banner"][0]
+    # the banner: once at the start (wrapped) and once at the end, never a 600-character line
+    assert printed.err.count("NOT ResNet-50") == 1 and printed.out.count("NOT ResNet-50") == 1
+    assert max(len(line) for line in (printed.err + printed.out).splitlines()) <= 100

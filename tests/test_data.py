@@ -3,10 +3,10 @@ import os
 import shutil
 
 import pytest
+from oddimages import make_stray_files
 from PIL import Image
 
-from oddimages import make_stray_files
-from tplib.data import load_dataset, resolve_root, scene15_root
+from tplib.data import load_dataset, resolve_root
 from tplib.errors import DataError
 
 
@@ -99,45 +99,3 @@ def test_subset_is_balanced_and_deterministic(image_folder):
     ds = load_dataset(image_folder).subset(2)
     assert ds.train.counts() == {"alpha": 2, "beta": 2, "gamma": 2}
     assert ds.train.paths == load_dataset(image_folder).subset(2).train.paths
-
-
-def test_scene15_from_a_zip_placed_in_the_cache(tmp_path, monkeypatch):
-    """The classroom path: the course zip placed by hand is verified and unpacked once."""
-    import zipfile
-
-    import tplib.download as download
-    from tplib.download import Resource, git_blob_sha1
-    from tplib.paths import data_cache_dir
-
-    src = tmp_path / "src"
-    for split in ("train", "test"):
-        for cls in ("coast", "forest"):
-            _img(src / "15SceneData" / split / cls / "image_0001.jpg")
-    cache = data_cache_dir()
-    cache.mkdir(parents=True)
-    zpath = cache / "15ScenesData.zip"
-    with zipfile.ZipFile(zpath, "w") as z:
-        for f in sorted(src.rglob("*.jpg")):
-            z.write(f, f.relative_to(src).as_posix())
-    fake = Resource("15scene", "http://127.0.0.1:9/none.zip", "15ScenesData.zip",
-                    zpath.stat().st_size, ("git-blob-sha1", git_blob_sha1(zpath)))
-    monkeypatch.setitem(download.RESOURCES, "15scene", fake)
-    root, source = scene15_root(download=False)
-    assert root == cache / "15SceneData" and source == "cache"
-    assert load_dataset(root).classes == ["coast", "forest"]
-    # a damaged zip placed by hand is reported, not unpacked
-    (cache / ".15ScenesData.zip.unpacked").unlink()
-    shutil.rmtree(cache / "15SceneData")
-    zpath.write_bytes(zpath.read_bytes()[:-10] + b"0123456789")
-    from tplib.errors import IntegrityError
-
-    with pytest.raises(IntegrityError, match="15ScenesData.zip"):
-        scene15_root(download=False)
-
-
-def test_scene15_offline_without_cache_says_what_to_place():
-    from tplib.errors import DownloadError
-
-    with pytest.raises(DownloadError) as err:
-        scene15_root(download=False)
-    assert "15ScenesData.zip" in str(err.value) and "86,520,868" in str(err.value)

@@ -27,7 +27,7 @@ from tplib.download import (
     sha256_file,
     verify_file,
 )
-from tplib.errors import DownloadError, IntegrityError, TplibError, UnsafeArchiveError
+from tplib.errors import DownloadError, IntegrityError, UnsafeArchiveError
 
 CLASSES = ("bedroom", "coast", "forest")
 
@@ -61,7 +61,8 @@ class LocalServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def url(self, name: str) -> str:
@@ -174,12 +175,6 @@ def test_resource_rejects_bad_definitions():
         Resource("x", "http://h/x", "x", 1, ("md5", "00"))
     with pytest.raises(ValueError):
         Resource("x", "http://h/x", "../x", 1, None)
-
-
-def test_describe():
-    r = RESOURCES["15scene"]
-    assert r.describe() == f"file 15ScenesData.zip (86,520,868 bytes) from {r.url}"
-    assert r.describe("/some/dir").endswith(", to be placed in /some/dir")
 
 
 # --------------------------------------------------------------------------- 1. fetch
@@ -433,22 +428,42 @@ def test_stale_part_files_are_cleaned(server, tmp_path):
 
 
 # --------------------------------------------------------------------------- 11. registry
-def test_registry_facts():
-    scene = RESOURCES["15scene"]
-    assert scene.name == "15scene" and scene.filename == "15ScenesData.zip"
-    assert scene.size == 86520868
-    assert scene.check == ("git-blob-sha1", "2d560c33ccbddb036071cae557d89229d744cc1c")
-    assert scene.url.endswith("/15ScenesData.zip")
+def test_weights_resources_agree_with_torchvision():
+    """The download registry's VGG16 entry against torchvision's own weights metadata."""
+    from torchvision.models import get_weight
 
-    vgg = RESOURCES["vgg16"]
-    kind, prefix = vgg.check
-    assert kind == "sha256-prefix"
-    assert vgg.filename == f"vgg16-{prefix}.pth"  # torchvision's naming: name-<sha256 prefix>.pth
-    assert vgg.url.endswith("/" + vgg.filename)
-    assert vgg.size == 553433881
-    assert all(isinstance(r, Resource) and key == r.name for key, r in RESOURCES.items())
+    from tplib.models import weights_resource
+    from tplib.registry import NETWORKS
+
+    for spec in NETWORKS.values():
+        if spec.family != "torchvision":
+            continue
+        res, meta = weights_resource(spec), get_weight(spec.weights)
+        assert res.url == meta.url and res.filename == meta.url.rsplit("/", 1)[1]
+        kind, prefix = res.check
+        assert kind == "sha256-prefix" and res.filename.endswith(f"-{prefix}.pth")
+        if res.size is not None:  # torchvision states the size in MiB, 3 decimals
+            assert round(res.size / 2**20, 3) == pytest.approx(meta.meta["_file_size"])
+    assert RESOURCES["vgg16"].size is not None
 
 
-def test_errors_are_tplib_errors():
-    assert issubclass(IntegrityError, DownloadError)
-    assert issubclass(DownloadError, TplibError) and issubclass(UnsafeArchiveError, TplibError)
+def test_git_blob_id_equals_git_hash_object(tmp_path):
+    """The 15 Scene zip is checked by its git blob id: compare with git itself."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    f = tmp_path / "blob.bin"
+    f.write_bytes(os.urandom(3000) + b"\0" * 100)
+    expected = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert git_blob_sha1(f) == expected
+    assert RESOURCES["15scene"].check[0] == "git-blob-sha1"
+
+
+def test_describe_gives_what_a_person_needs_to_fetch_by_hand():
+    r = RESOURCES["15scene"]
+    text = r.describe("/some/dir")
+    assert r.url in text and r.filename in text and f"{r.size:,} bytes" in text
+    assert text.endswith(", to be placed in /some/dir")

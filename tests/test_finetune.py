@@ -15,14 +15,22 @@ import torch
 from PIL import Image
 
 from tplib.data import load_dataset
+from tplib.engine import Engine
+from tplib.errors import TplibError
 from tplib.features import extract_features
 from tplib.finetune import (
     FineTuneModel,
     SmallCNN,
     attach_head,
+    cut_base,
     decode_images,
     evaluate_head,
+    evaluate_model,
+    forward_until,
+    load_checkpoint,
+    loss_and_predictions,
     make_head,
+    save_checkpoint,
     train_from_scratch,
     train_head,
     train_model,
@@ -70,12 +78,12 @@ def test_train_head_learns_separable_features():
     X, y = gaussian_blobs(100, seed=0)
     Xt, yt = gaussian_blobs(50, seed=1)
     result = train_head(X, y, Xt, yt, epochs=20, seed=0)
-    assert evaluate_head(result.head, Xt, yt) >= 0.95
+    assert evaluate_head(result.head, Xt, yt).accuracy >= 0.95
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed"):
         assert len(result.history[key]) == 20, key
     assert result.history["train_loss"][-1] < result.history["train_loss"][0]
     assert result.history["val_loss"][-1] < result.history["val_loss"][0]
-    assert result.history["val_acc"][-1] == pytest.approx(evaluate_head(result.head, Xt, yt))
+    assert result.history["val_acc"][-1] == pytest.approx(evaluate_head(result.head, Xt, yt).accuracy)
     assert result.seconds > 0
     assert not result.head.training
 
@@ -183,8 +191,8 @@ def test_freeze_argument_is_checked(lite0_random):
 def test_head_trained_on_features_plugs_into_the_base(lite0_random, image_folder):
     """train_head on extracted features == the same head on top of attach_head's base."""
     split = load_dataset(image_folder).train
-    feats = extract_features(lite0_random, split, "pooled", precision="fp32",
-                             channels_last=False, cache=False, progress=False)
+    feats = extract_features(lite0_random, split, "pooled", cache=False, progress=False,
+                             engine=Engine(precision="fp32", channels_last=False))
     head = train_head(feats["pooled"], feats.labels, epochs=3).head
     model = attach_head(lite0_random, n_classes=3, head=head)
     X, y, skipped = decode_images(split, lite0_random.preprocess)
@@ -197,11 +205,17 @@ def test_head_trained_on_features_plugs_into_the_base(lite0_random, image_folder
 
 # ------------------------------------------------------------------ from scratch
 @pytest.mark.parametrize("size", [64, 128])
-def test_small_cnn_output_shape(size):
-    model = SmallCNN(n_classes=5).eval()
+def test_small_cnn_matches_its_description(size):
+    """Four 3x3 conv blocks (no bias) + BN, widths w, 2w, 4w, 8w, then a linear layer."""
+    w, k = 32, 5
+    convs = sum(c_in * c_out * 9 for c_in, c_out in ((3, w), (w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)))
+    bn = 2 * (w + 2 * w + 4 * w + 8 * w)
+    model = SmallCNN(n_classes=k).eval()
+    assert sum(p.numel() for p in model.parameters()) == convs + bn + 8 * w * k + k
     with torch.no_grad():
-        assert model(torch.zeros(2, 3, size, size)).shape == (2, 5)
-    assert SmallCNN(2, in_channels=1)(torch.zeros(1, 1, size, size)).shape == (1, 2)
+        maps = model.features(torch.zeros(2, 3, size, size))
+        assert maps.shape == (2, 8 * w, size // 16, size // 16)  # four 2x2 pools
+        assert model(torch.zeros(2, 3, size, size)).shape == (2, k)
 
 
 def test_train_from_scratch_runs_and_is_deterministic(image_folder):
@@ -238,7 +252,7 @@ def test_frozen_imagenet_base_beats_cnn_from_scratch(real_data_dir, lite0):
     test = extract_features(lite0, ds.test, "pooled", cache=False, progress=False)
     head = train_head(train["pooled"], train.labels, test["pooled"], test.labels, seed=0)
     frozen_seconds = time.perf_counter() - t0
-    frozen_acc = evaluate_head(head.head, test["pooled"], test.labels)
+    frozen_acc = evaluate_head(head.head, test["pooled"], test.labels).accuracy
     n_images = len(ds.train) + len(ds.test)
     print(f"\nfrozen EfficientNet-Lite0 + linear head: test accuracy {frozen_acc:.3f} "
           f"({round(frozen_acc * len(ds.test))}/{len(ds.test)}); {frozen_seconds:.1f} s = "
@@ -257,3 +271,60 @@ def test_frozen_imagenet_base_beats_cnn_from_scratch(real_data_dir, lite0):
           f"({epochs * len(ds.train) / scratch.seconds:.1f} train img/s incl. decoding and eval)")
     assert 0.4 <= scratch.test_accuracy <= 0.9
     assert scratch.test_accuracy < frozen_acc
+
+
+# ------------------------------------------------------------------ bases, BCE, checkpoints
+@pytest.mark.parametrize("name", ["vgg16", "resnet18", "mobilenet_v3_large", "efficientnet_lite0"])
+def test_cut_base_gives_the_extractor_features(name, image_folder):
+    """The base attach_head builds computes exactly the default layer's features."""
+    backbone = load_backbone(name, weights="random")
+    base, node, dim, blocks = cut_base(backbone)
+    split = load_dataset(image_folder).test
+    feats = extract_features(backbone, split, backbone.default_layer, cache=False, progress=False,
+                             engine=Engine(precision="fp32", channels_last=False, fold_bn=False))
+    X, _, _ = decode_images(split, backbone.preprocess)
+    with torch.no_grad():
+        out = forward_until(base, node, backbone.preprocess.normalize(X))
+    assert out.shape == (len(split), dim) == feats[backbone.default_layer].shape
+    torch.testing.assert_close(out, torch.from_numpy(feats[backbone.default_layer]), rtol=1e-4, atol=1e-4)
+    assert [b for b, _ in blocks] == [b for b, _ in backbone.spec.blocks]
+
+
+def test_vgg16_conv_base_for_the_lectures_small_head(vgg_random):
+    model = attach_head(vgg_random, n_classes=2, layer="pool5", hidden=256, loss="bce")
+    assert [name for name, _ in model.blocks] == [f"block{i}" for i in range(1, 6)]
+    counts = model.parameter_counts()
+    assert counts["base_trainable"] == 0 and counts["head"] == 25088 * 256 + 256 + 256 + 1
+    # fc6..fc8 are cut away: their 123M parameters are not even counted as frozen
+    assert counts["base_frozen"] == sum(p.numel() for p in vgg_random.model.features.parameters())
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 1)
+
+
+def test_bce_head_uses_logits():
+    X, y = gaussian_blobs(80, seed=0, n_classes=2)
+    result = train_head(X, y, epochs=15, loss="bce", seed=0)
+    assert result.head[-1].out_features == 1
+    logits = result.head(torch.from_numpy(X))
+    loss, pred = loss_and_predictions(logits, torch.from_numpy(y))
+    reference = torch.nn.BCELoss()(torch.sigmoid(logits[:, 0]), torch.from_numpy(y).float())
+    torch.testing.assert_close(loss, reference)
+    assert evaluate_head(result.head, X, y).accuracy >= 0.95
+    with pytest.raises(ValueError, match="two classes"):
+        make_head(8, 3, loss="bce")
+
+
+def test_checkpoint_round_trip_gives_the_same_predictions(lite0_random, tmp_path, image_folder):
+    model = attach_head(lite0_random, n_classes=3, hidden=8, seed=1)
+    path = save_checkpoint(model, tmp_path / "ckpt" / "head.pt", epochs=3, note="test")
+    other = attach_head(lite0_random, n_classes=3, hidden=8, seed=2)
+    split = load_dataset(image_folder).test
+    before = evaluate_model(model, split)
+    assert not np.array_equal(evaluate_model(other, split).predictions, before.predictions) or \
+        not torch.equal(other.head[0].weight, model.head[0].weight)
+    assert load_checkpoint(other, path) == {"epochs": 3, "note": "test"}
+    after = evaluate_model(other, split)
+    np.testing.assert_array_equal(after.predictions, before.predictions)
+    assert after.loss == pytest.approx(before.loss) and len(after.labels) == len(split)
+    with pytest.raises(TplibError, match="not a checkpoint of this model"):
+        load_checkpoint(make_head(4, 2), path)

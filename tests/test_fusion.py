@@ -5,9 +5,12 @@ import torch
 from torch import nn
 
 from tplib.data import load_dataset
+from tplib.engine import Engine
 from tplib.features import LayerTap, extract_features
 from tplib.fusion import _conv_bn_pairs, fold_batchnorm
 from tplib.synthetic import generate_scene_standin
+
+FP32 = Engine(precision="fp32", batch_size=8)  # exact arithmetic: "auto" may pick bf16
 
 
 @pytest.fixture(scope="module")
@@ -101,26 +104,26 @@ def test_global_random_state_is_not_touched(lite0):
 
 
 def test_extraction_with_and_without_folding_agree_and_cache_apart(lite0, scenes):
-    opts = dict(pool="avg", progress=False, batch_size=8)
+    opts = dict(pool="avg", progress=False)
     layers = ["stem", "block4", "pooled"]
-    folded = extract_features(lite0, scenes.train, layers, fold_bn=True, **opts)
-    plain = extract_features(lite0, scenes.train, layers, fold_bn=False, **opts)
+    folded = extract_features(lite0, scenes.train, layers, engine=FP32, **opts)
+    plain = extract_features(lite0, scenes.train, layers, engine=FP32.replace(fold_bn=False), **opts)
     assert not folded.from_cache and not plain.from_cache  # different cache keys
     assert folded.cache_path != plain.cache_path
     assert folded.settings["fold_bn"] and not plain.settings["fold_bn"]
     for layer in layers:
         a, b = plain[layer], folded[layer]
         assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), layer
-    again = extract_features(lite0, scenes.train, layers, fold_bn=True, **opts)
+    again = extract_features(lite0, scenes.train, layers, engine=FP32, **opts)
     assert again.from_cache
 
 
 def test_tapped_convs_keep_their_own_output_and_inner_names_survive(lite0, scenes):
     """A conv asked for by module name is not folded; bn1.act is still there to tap."""
-    opts = dict(pool="avg", cache=False, progress=False, batch_size=8)
+    opts = dict(pool="avg", cache=False, progress=False)
     layers = ["conv_stem", "blocks.1.0.conv_pw", "bn1.act", "blocks.2.0.bn1.act", "pooled"]
-    folded = extract_features(lite0, scenes.train, layers, fold_bn=True, **opts)
-    plain = extract_features(lite0, scenes.train, layers, fold_bn=False, **opts)
+    folded = extract_features(lite0, scenes.train, layers, engine=FP32, **opts)
+    plain = extract_features(lite0, scenes.train, layers, engine=FP32.replace(fold_bn=False), **opts)
     for layer in layers:
         a, b = plain[layer], folded[layer]
         assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), layer

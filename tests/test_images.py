@@ -1,8 +1,8 @@
 """Robust decoding: every decodable odd file becomes upright 8-bit RGB, the rest fail clearly."""
 import numpy as np
 import pytest
-
 from oddimages import make_odd_images
+
 from tplib.errors import ImageError
 from tplib.images import is_image_file, load_image, load_rgb
 from tplib.preprocess import Preprocess

@@ -55,11 +55,29 @@ def test_square_policy_keeps_the_whole_image():
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "LA", "I;16"])
-def test_any_mode_becomes_three_channels(mode):
+def test_any_mode_gives_the_rgb_tensor_of_its_composited_image(mode):
+    """Each mode equals torchvision's transforms of the RGB image a viewer would show."""
     base = _photo(64, 48, "RGB")
     img = base.convert("L").convert(mode) if mode in ("LA", "I;16") else base.convert(mode)
-    x = Preprocess()(img)
+    if mode == "I;16":  # 8-bit grey scaled to 16 bits: scaling back must give the grey image
+        img = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        reference = base.convert("L").convert("RGB")
+    elif mode in ("RGBA", "LA"):  # fully opaque here: compositing changes nothing
+        reference = img.convert("RGB")
+    else:
+        reference = img.convert("RGB")
+    p = Preprocess.from_torchvision(WEIGHTS)
+    x = p(img)
+    expected = TF.normalize(TF.to_tensor(TF.resize(reference, [224, 224], antialias=True)),
+                            IMAGENET_MEAN, IMAGENET_STD)
     assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert torch.allclose(x, expected, atol=1e-6)
+
+
+def test_transparency_is_composited_on_white():
+    img = Image.new("RGBA", (32, 32), (255, 0, 0, 0))  # fully transparent red
+    x = Preprocess(mean=(0.0,) * 3, std=(1.0,) * 3).to_uint8(img)
+    assert int(x.min()) == 255  # white, not the hidden red
 
 
 def test_grayscale_gives_three_equal_channels():

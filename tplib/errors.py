@@ -30,7 +30,14 @@ class UnsafeArchiveError(TplibError):
 
 
 class WeightsError(TplibError):
-    """Pretrained weights are missing, truncated or do not fit the model."""
+    """Pretrained weights are truncated, corrupt or do not fit the model."""
+
+
+class MissingWeightsError(WeightsError):
+    """Pretrained weights are not here (not cached, no network, package not installed).
+
+    The one case in which :func:`tplib.resolve_backbone` may use a labelled substitute.
+    """
 
 
 class LayerError(TplibError, KeyError):

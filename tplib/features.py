@@ -13,10 +13,13 @@ The pipeline for one set of images::
   whole with ``"none"`` (C*H*W, what the lab does for relu7's 4096 values).
 - Rows stream into arrays of the final size (no list of batches; rows of images that
   fail to decode are dropped, never left as zeros).
-- With ``cache=True`` the arrays are memory-mapped files in an entry of the feature
-  cache (:mod:`tplib.cache`): an interrupted run resumes where it stopped, a finished
-  entry is renamed into place atomically, and any change to the model, layers,
-  pooling, preprocessing, precision or image files gives a new key.
+- With ``cache=True`` the rows are also written, batch by batch, into an entry of the
+  feature cache on disk (:mod:`tplib.cache`): an interrupted run resumes where it
+  stopped, a finished entry is renamed into place atomically, and any change to the
+  model, layers, pooling, preprocessing, precision or image files gives a new key.
+- How the work is done (batch size, device, precision, decoding threads, BatchNorm
+  folding, storage dtype) is one :class:`tplib.engine.Engine`; the active run profile
+  gives its defaults.
 
 Taught in notebook 04 (relu7 + SVM) and 05 (layer sweep).
 """
@@ -36,74 +39,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ImageError, MemoryBudgetError, TplibError
+from .engine import (  # noqa: F401
+    POOLINGS,
+    PRECISIONS,
+    Engine,
+    OptionError,
+    cpu_has_native_bf16,
+    resolve_device,
+    resolve_precision,
+    resolve_threads,
+    usable_cores,
+)
+from .errors import DataError, ImageError, MemoryBudgetError, TplibError
 from .fusion import fold_batchnorm
 from .images import load_image, load_rgb
 from .models import Backbone
 from .preprocess import Preprocess
-
-POOLINGS = ("none", "avg", "max", "pyramid")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .profile import default_engine, default_progress
 
 
 class _StopForward(Exception):
     """Raised by the last hook: nothing after the deepest requested layer is needed."""
-
-
-# ------------------------------------------------------------------ settings
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """"auto" -> CUDA if available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True if this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
-
-    Measured on 15 Scene (benchmarks/extraction.py, README): bf16 features move the
-    SVM accuracy by less than 0.5 point, so a fast path is worth it where the
-    hardware has one; without native bf16 the CPU emulates it and fp32 is faster.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask in containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def resolve_threads(threads: int | None, device: torch.device) -> int:
-    """None -> how many threads decode images beside the forward pass.
-
-    On a CPU whose cores all run the network (torch's intra-op threads), decoding
-    threads compete with the forward pass for the same cores, so images are decoded
-    between batches there (0). Measured on 2 cores (benchmarks/extraction.py): up to
-    14% faster for EfficientNet-Lite0, about even for VGG16. With spare cores, or when
-    a GPU runs the network, up to 2 threads decode ahead.
-    """
-    if threads is not None:
-        if threads < 0:
-            raise ValueError(f"threads must be 0 or more, not {threads}")
-        return threads
-    if device.type == "cpu":
-        return max(0, min(2, usable_cores() - torch.get_num_threads()))
-    return 2
 
 
 def _autocast(precision: str, device: torch.device):
@@ -140,7 +96,7 @@ def pool_output(out: torch.Tensor, pool: str) -> torch.Tensor:
 class LayerTap:
     """Forward hooks that capture several layers of a model in one pass.
 
-    ``with LayerTap(model, {"relu7": "classifier.4"}, pool="none") as tap:`` then
+    ``with LayerTap(model, {"relu7": backbone.node("relu7")}, pool="none") as tap:`` then
     ``model(x)``; ``tap.outputs["relu7"]`` is an (N, D) float32 tensor. With
     ``stop_after`` set, the pass ends right after that module (caught by :meth:`run`).
     ``pool=None`` keeps raw outputs (cloned), e.g. (N, C, H, W) activation maps.
@@ -271,6 +227,8 @@ class Features:
         cache_path: the cache entry folder, or None.
         seconds: time spent (extraction, or loading from the cache).
         settings: precision, device, pooling, batch size actually used.
+        n_computed: images run through the network by this call (0 on a cache hit;
+            fewer than all when an interrupted extraction was resumed).
     """
 
     arrays: dict[str, np.ndarray]
@@ -282,14 +240,21 @@ class Features:
     cache_path: Path | None = None
     seconds: float = 0.0
     settings: dict = field(default_factory=dict)
+    n_computed: int = 0
 
     def __getitem__(self, layer: str) -> np.ndarray:
-        return self.arrays[layer]
+        try:
+            return self.arrays[layer]
+        except KeyError:
+            raise TplibError(f"no features for layer {layer!r}: these hold "
+                             f"{', '.join(self.arrays)}") from None
 
     @property
     def images_per_second(self) -> float:
-        n = len(self.paths) + len(self.skipped)
-        return n / self.seconds if self.seconds > 0 else float("inf")
+        """Images run through the network per second (a resumed run counts only its own)."""
+        if self.from_cache:
+            return float("nan")
+        return self.n_computed / self.seconds if self.seconds > 0 else float("inf")
 
 
 # model -> {(nodes, pool, input size): (dims, order)}: the dummy pass costs about a
@@ -339,10 +304,22 @@ def check_memory(dims: dict[str, int], n_images: int, itemsize: int, max_bytes: 
 
 
 def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
-    """A data split (``.paths``, ``.labels``, ``.classes``) or a list of paths."""
+    """A data split (``.paths``, ``.labels``, ``.classes``), a list of paths, or one path."""
     if hasattr(images, "paths"):
-        return [Path(p) for p in images.paths], np.asarray(images.labels, dtype=np.int64), list(images.classes)
-    paths = [Path(p) for p in images]
+        labels = np.asarray(images.labels, dtype=np.int64)
+        return [Path(p) for p in images.paths], labels, list(images.classes)
+    if isinstance(images, (str, os.PathLike)):
+        # A bare string would otherwise be iterated character by character.
+        path = Path(images)
+        if path.is_dir():
+            raise DataError(f"{path} is a folder: pass a data split (tplib.load_dataset(...).train) "
+                            "or a list of image files")
+        images = [path]
+    try:
+        paths = [Path(p) for p in images]
+    except TypeError:
+        raise DataError(f"images must be a data split, a list of image files or one file, not "
+                        f"{type(images).__name__}") from None
     return paths, np.full(len(paths), -1, dtype=np.int64), []
 
 
@@ -353,60 +330,48 @@ def extract_features(
     layers: str | Sequence[str] | None = None,
     *,
     pool: str = "none",
-    batch_size: int | None = None,
-    precision: str = "auto",
-    device: str | torch.device = "auto",
-    channels_last: bool = True,
-    fold_bn: bool = True,
-    dtype: str = "float32",
     cache: bool = True,
-    threads: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     desc: str | None = None,
-    max_bytes: int | None = None,
+    engine: Engine | None = None,
 ) -> Features:
     """Extract features of ``layers`` for every image, in one pass per batch.
 
     Args:
-        backbone: from :func:`tplib.load_backbone`.
-        images: a data split (see :func:`tplib.load_split`) or a list of image paths.
+        backbone: from :func:`tplib.load_backbone` or :func:`tplib.setup`.
+        images: a data split (``tplib.load_dataset(...).train``), a list of image
+            files, or one image file.
         layers: friendly or module names; default ``backbone.default_layer``.
-        pool: "none", "avg", "max" or "pyramid" for (N, C, H, W) outputs.
-        batch_size: images per forward pass (default ``backbone.batch_size``).
-        precision: "auto", "fp32" (exact), "bf16" or "fp16" (autocast).
-        channels_last: NHWC memory format (faster convolutions on CPU and GPU).
-        fold_bn: run a copy with each BatchNorm folded into its convolution
-            (:mod:`tplib.fusion`; same function up to float rounding, ~1e-6
-            relative; its forward pass 1.15-1.6x faster for EfficientNet-Lite0 on a
-            CPU; no-op for VGG16).
-        dtype: storage type, "float32" or "float16" (halves memory and disk).
+        pool: "none" (the whole output), or "avg", "max", "pyramid" for (N, C, H, W)
+            convolutional outputs (C, C and 5C values per image).
         cache: read/write the on-disk feature cache (``TPLIB_CACHE``). The key knows
             the weights by their source file: after training the model in place,
             pass ``cache=False`` (or give the backbone a new ``weights_id``).
-        threads: decoding threads beside the forward pass; 0 decodes between batches;
-            default :func:`resolve_threads` (0 on a CPU busy with the network, else 2).
-        max_bytes: memory budget (default half of the available memory).
+        progress: show a progress bar; default the active profile's choice.
+        engine: batch size, device, precision, decoding threads, BatchNorm folding,
+            storage dtype, memory budget (:class:`tplib.engine.Engine`); default the
+            active profile's.
 
     Returns:
-        :class:`Features`; ``features[layer]`` is an (n_usable, D) array.
+        :class:`Features`; ``features[layer]`` is an (n_usable, D) float32 array (float16
+        with ``Engine(dtype="float16")``), one row per image that could be decoded.
     """
     from . import cache as feature_cache
 
+    engine = default_engine(engine)
+    progress = default_progress(progress)
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers or [backbone.default_layer])
     if pool not in POOLINGS:
-        raise ValueError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
+        raise OptionError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
     nodes = {layer: backbone.node(layer) for layer in layers}
-    batch_size = batch_size or backbone.batch_size
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    threads = resolve_threads(threads, dev)
-    use_cl = channels_last and dev.type in ("cpu", "cuda")
+    batch_size = engine.batch_size or backbone.batch_size
+    dev = engine.check_device()
+    prec = resolve_precision(engine.precision, dev)
+    threads = resolve_threads(engine.threads, dev)
+    use_cl = engine.channels_last and dev.type in ("cpu", "cuda")
+    fold_bn, dtype = engine.fold_bn, engine.dtype
     paths, labels, classes = _split_parts(images)
     settings = dict(precision=prec, device=dev.type, pool=pool, batch_size=batch_size,
                     channels_last=use_cl, fold_bn=fold_bn, dtype=dtype, decode_threads=threads)
@@ -428,10 +393,11 @@ def extract_features(
 
     t0 = time.perf_counter()
     dims, order = probe_layers(backbone, nodes, pool)
-    check_memory(dims, len(paths), np_dtype.itemsize, max_bytes, pool)
+    check_memory(dims, len(paths), np_dtype.itemsize, engine.max_bytes, pool)
     writer = (feature_cache.open_writer(key, dims, len(paths), np_dtype) if key is not None
               else feature_cache.MemoryWriter(dims, len(paths), np_dtype))
     with writer:
+        resumed = writer.done
         _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
                         fold_bn, threads, progress, desc, writer)
         arrays, valid, skipped = writer.finish()
@@ -439,7 +405,7 @@ def extract_features(
         arrays={layer: arrays[layer] for layer in layers}, labels=labels[valid],
         paths=[str(p) for p, v in zip(paths, valid) if v], skipped=skipped, classes=classes,
         from_cache=False, cache_path=writer.entry, seconds=time.perf_counter() - t0,
-        settings=settings)
+        settings=settings, n_computed=len(paths) - resumed)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ And the comparison: :class:`SmallCNN` trained from scratch by
 :func:`train_from_scratch` under the same wall-clock budget.
 
 Everything is seeded and runs deterministically on the CPU (the global torch RNG is
-left as it was); progress bars (``tqdm.auto``) are off unless ``progress=True``.
+left as it was); progress bars (``tqdm.auto``) follow the run profile unless ``progress`` is given.
 """
 from __future__ import annotations
 
@@ -41,12 +41,16 @@ from torch import nn
 from .errors import TplibError
 from .models import Backbone
 from .preprocess import Preprocess
+from .profile import default_progress
 
 __all__ = [
-    "HeadResult", "TrainResult", "ScratchResult", "make_head", "train_head",
-    "evaluate_head", "FineTuneModel", "attach_head", "train_model", "evaluate_model",
-    "SmallCNN", "train_from_scratch", "decode_images",
+    "HeadResult", "TrainResult", "ScratchResult", "Evaluation", "make_head", "train_head",
+    "evaluate_head", "FineTuneModel", "attach_head", "cut_base", "forward_until", "train_step",
+    "train_model", "evaluate_model", "loss_and_predictions", "save_checkpoint",
+    "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images",
 ]
+
+LOSSES = ("ce", "bce")
 
 _HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed")
 
@@ -97,21 +101,50 @@ class HeadResult:
     seconds: float
 
 
-def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float = 0.0) -> nn.Module:
-    """A new classification head: (N, in_features) -> (N, n_classes) logits.
+def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float = 0.0,
+              loss: str = "ce") -> nn.Module:
+    """A new classification head: (N, in_features) float32 -> (N, K) logits.
 
     ``hidden=0``: one ``nn.Linear`` (logistic regression on the features; what the
     lab's "replace the last layer by a new FC layer" means). ``hidden>0``: Linear ->
     ReLU -> Dropout -> Linear, the lecture's small head (Dense 256 + output).
     ``dropout`` with ``hidden=0`` drops input features before the Linear.
+    ``loss="bce"`` (two classes only): one output unit, a logit for class 1, trained
+    with ``BCEWithLogitsLoss``; ``"ce"``: K outputs and cross-entropy.
     """
     if hidden < 0 or not 0.0 <= dropout < 1.0:
         raise ValueError(f"need hidden >= 0 and 0 <= dropout < 1, got {hidden}, {dropout}")
+    outputs = _n_outputs(n_classes, loss)
     if hidden == 0:
         layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout else []
-        return nn.Sequential(*layers, nn.Linear(in_features, n_classes))
+        return nn.Sequential(*layers, nn.Linear(in_features, outputs))
     return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                         nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+                         nn.Dropout(dropout), nn.Linear(hidden, outputs))
+
+
+def _n_outputs(n_classes: int, loss: str) -> int:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    if loss == "bce":
+        if n_classes != 2:
+            raise ValueError(f"loss='bce' is for two classes (one logit), not {n_classes}")
+        return 1
+    return n_classes
+
+
+def loss_and_predictions(logits: torch.Tensor, y: torch.Tensor,
+                         reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, predicted labels) for (N, K) logits and (N,) int labels.
+
+    One output unit means a binary logit: ``binary_cross_entropy_with_logits`` (which
+    takes logits, never probabilities) and prediction ``logit > 0``; K >= 2 outputs:
+    cross-entropy and argmax.
+    """
+    if logits.shape[1] == 1:
+        z = logits[:, 0]
+        return (F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction=reduction),
+                (z > 0).long())
+    return F.cross_entropy(logits, y, reduction=reduction), logits.argmax(1)
 
 
 def _as_features(X) -> torch.Tensor:
@@ -131,31 +164,52 @@ def _as_labels(y, n: int) -> torch.Tensor:
     return y
 
 
-def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                y: torch.Tensor) -> tuple[float, int]:
-    """One cross-entropy step on a batch; returns (summed loss, correct predictions)."""
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor) -> tuple[float, int]:
+    """One training step on a batch: forward, loss, backward, update.
+
+    x: (N, ...) inputs; y: (N,) int64 labels. The loss is cross-entropy, or
+    BCE-with-logits for a one-output model (:func:`loss_and_predictions`). Returns
+    (summed loss over the batch, correct predictions). Notebook 06 writes this step.
+    """
     logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    loss, pred = loss_and_predictions(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item() * len(y), int((logits.argmax(1) == y).sum())
+    return loss.item() * len(y), int((pred == y).sum())
+
+
+class Evaluation(NamedTuple):
+    """What an evaluation measured: accuracy in [0, 1], mean loss, predictions (n,)
+    int64 and the true labels (n,) int64 (for a confusion matrix)."""
+
+    accuracy: float
+    loss: float
+    predictions: np.ndarray
+    labels: np.ndarray
 
 
 @torch.no_grad()
-def _loss_and_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
-                       batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on (X, y)."""
+def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+              transform=None) -> Evaluation:
+    """Evaluate ``model`` in eval mode on (X, y), batch by batch; its mode is restored."""
     was_training = model.training
     model.eval()
-    loss, correct = 0.0, 0
-    for s in range(0, len(X), batch_size):
-        logits = model(X[s:s + batch_size])
-        loss += float(F.cross_entropy(logits, y[s:s + batch_size], reduction="sum"))
-        correct += int((logits.argmax(1) == y[s:s + batch_size]).sum())
-    model.train(was_training)
+    loss, preds = 0.0, []
+    try:
+        for s in range(0, len(X), batch_size):
+            xb = X[s:s + batch_size]
+            logits = model(transform(xb) if transform is not None else xb)
+            batch_loss, pred = loss_and_predictions(logits, y[s:s + batch_size], reduction="sum")
+            loss += float(batch_loss)
+            preds.append(pred)
+    finally:
+        model.train(was_training)
     n = max(len(X), 1)
-    return loss / n, correct / n
+    predictions = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+    labels = y.numpy()
+    return Evaluation(float((predictions == labels).sum()) / n, loss / n, predictions, labels)
 
 
 def train_head(
@@ -167,10 +221,11 @@ def train_head(
     batch_size: int = 64,
     dropout: float = 0.0,
     n_classes: int | None = None,
+    loss: str = "ce",
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> HeadResult:
-    """Train a new head on frozen-base features with cross-entropy and Adam.
+    """Train a new head on frozen-base features with Adam.
 
     Args:
         X_train: (n, d) float features, e.g. ``extract_features(backbone, split,
@@ -179,6 +234,8 @@ def train_head(
         hidden, dropout: the head's shape (see :func:`make_head`).
         epochs, lr, weight_decay, batch_size: Adam on shuffled mini-batches.
         n_classes: default ``max(labels) + 1``.
+        loss: "ce" (cross-entropy, K outputs) or "bce" (two classes, one logit,
+            BCE-with-logits).
         seed: initialisation, shuffling and dropout; the same seed gives the same head.
 
     Returns:
@@ -198,28 +255,29 @@ def train_head(
     history = _new_history()
     t0 = time.perf_counter()
     # One thread: a head's matrices are so small that thread synchronisation costs
-    # more than the arithmetic (measured here: 30 epochs on 560 x 1280 features take
-    # 0.2 s on one thread, over 10 s on two when the other core is busy).
+    # more than the arithmetic (a busy second core made it 50x slower; see
+    # benchmarks/README.md).
     with _seeded(seed), _torch_threads(1):
-        head = make_head(X.shape[1], n_classes, hidden=hidden, dropout=dropout)
+        head = make_head(X.shape[1], n_classes, hidden=hidden, dropout=dropout, loss=loss)
         optimizer = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
         # A private generator for the shuffling order: reproducible, independent of
         # how many random numbers dropout has drawn.
         order_rng = torch.Generator().manual_seed(seed)
-        bar = tqdm(range(epochs), desc="head", unit="epoch", disable=not progress, leave=False)
+        bar = tqdm(range(epochs), desc="head", unit="epoch", disable=not default_progress(progress),
+                   leave=False)
         for _ in bar:
             head.train()
             loss_sum, correct = 0.0, 0
             for idx in torch.randperm(len(X), generator=order_rng).split(batch_size):
-                batch_loss, batch_correct = _train_step(head, optimizer, X[idx], y[idx])
+                batch_loss, batch_correct = train_step(head, optimizer, X[idx], y[idx])
                 loss_sum += batch_loss
                 correct += batch_correct
             history["train_loss"].append(loss_sum / len(X))
             history["train_acc"].append(correct / len(X))
             if has_val:
-                vloss, vacc = _loss_and_accuracy(head, Xv, yv)
-                history["val_loss"].append(vloss)
-                history["val_acc"].append(vacc)
+                val = _evaluate(head, Xv, yv)
+                history["val_loss"].append(val.loss)
+                history["val_acc"].append(val.accuracy)
             history["elapsed"].append(time.perf_counter() - t0)
             bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
                             **({"val_acc": f"{history['val_acc'][-1]:.3f}"} if has_val else {}))
@@ -227,56 +285,76 @@ def train_head(
     return HeadResult(head=head.eval(), history=history, seconds=time.perf_counter() - t0)
 
 
-def evaluate_head(head: nn.Module, X, y) -> float:
-    """Accuracy of ``head`` on features X (n, d) with labels y (n,): a float in [0, 1]."""
+def evaluate_head(head: nn.Module, X, y) -> Evaluation:
+    """``head`` on features X (n, d) with labels y (n,): accuracy, loss, predictions."""
     Xt = _as_features(X)
-    return _loss_and_accuracy(head, Xt, _as_labels(y, len(Xt)))[1]
+    return _evaluate(head, Xt, _as_labels(y, len(Xt)))
 
 
 # ====================================================== end-to-end: base + head
-class _VGGBase(nn.Module):
-    """VGG16 up to relu7 (what ``backbone.default_layer`` gives): (N, 3, H, W) -> (N, 4096).
+def forward_until(model: nn.Module, node: str, x: torch.Tensor) -> torch.Tensor:
+    """Run ``model`` on ``x`` up to the module ``node``; its output flattened, (N, d).
 
-    Keeps torchvision's module names (``features.*``, ``classifier.0-4``) so that
-    block names match :data:`tplib.models.VGG16_LAYERS`.
+    Gradients flow (unlike :class:`tplib.features.LayerTap`, which copies outputs for
+    extraction). The pass stops right after ``node``: nothing later runs.
     """
+    from .features import _StopForward
 
-    def __init__(self, vgg: nn.Module):
-        super().__init__()
-        self.features = copy.deepcopy(vgg.features)
-        self.avgpool = copy.deepcopy(vgg.avgpool)
-        self.classifier = nn.Sequential(*[copy.deepcopy(m) for m in list(vgg.classifier)[:5]])
+    captured = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+    def hook(module, inputs, output):
+        captured.append(output)
+        raise _StopForward
+
+    handle = model.get_submodule(node).register_forward_hook(hook)
+    try:
+        model(x)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise TplibError(f"module {node} was not reached by the forward pass")
+    return torch.flatten(captured[0], 1)
 
 
-def _base_from_backbone(backbone: Backbone) -> tuple[nn.Module, int, list[tuple[str, list[str]]]]:
-    """A copy of the backbone up to its default layer: (base, output dim, blocks).
+def cut_base(backbone: Backbone, layer: str | None = None) -> tuple[nn.Module, str, int, list]:
+    """A copy of ``backbone.model`` that ends at ``layer``: (base, node, output dim, blocks).
 
-    ``blocks`` lists (name, module names in ``base``) in forward order: the units that
-    ``freeze=k`` unfreezes from the top.
+    ``layer`` defaults to the network's feature layer (VGG16: relu7, 4096-d; ResNet and
+    EfficientNet-Lite: the pooled features). Modules after it are replaced by
+    ``nn.Identity`` (they never run, and their parameters must not count as frozen);
+    ``blocks`` are the registry's fine-tuning blocks that still hold modules before the
+    cut, in forward order. Module names stay the network's own (``features.0``).
     """
-    model = backbone.model
-    if backbone.name == "vgg16":
-        base = _VGGBase(model)
-        pools = [i for i, m in enumerate(base.features) if isinstance(m, nn.MaxPool2d)]
-        blocks, start = [], 0
-        for b, stop in enumerate(pools, start=1):
-            blocks.append((f"block{b}", [f"features.{i}" for i in range(start, stop + 1)]))
-            start = stop + 1
-        blocks += [("fc6", ["classifier.0", "classifier.1", "classifier.2"]),
-                   ("fc7", ["classifier.3", "classifier.4"])]
-        return base, 4096, blocks
-    if hasattr(model, "reset_classifier") and hasattr(model, "blocks"):  # timm EfficientNet
-        base = copy.deepcopy(model)
-        base.reset_classifier(0)  # classifier -> Identity: forward gives the pooled features
-        blocks = [("stem", ["conv_stem", "bn1"])]
-        blocks += [(f"block{i + 1}", [f"blocks.{i}"]) for i in range(len(base.blocks))]
-        blocks += [("head", ["conv_head", "bn2"])]
-        return base, int(base.num_features), blocks
-    raise TplibError(f"attach_head does not know where to cut {backbone.name}; build "
-                     "FineTuneModel(base, head) yourself with a base that outputs (N, d)")
+    node = backbone.node(layer or backbone.default_layer)
+    base = copy.deepcopy(backbone.model).eval()
+    leaves = {name: m for name, m in base.named_modules() if name and not list(m.children())}
+    reached: list[str] = []
+    handles = [m.register_forward_pre_hook(lambda mod, inp, name=name: reached.append(name))
+               for name, m in leaves.items()]
+    size = backbone.preprocess.size
+    try:
+        with torch.no_grad():
+            out = forward_until(base, node, torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    used = set(reached)
+    for name in leaves:
+        if name not in used:
+            _replace_module(base, name, nn.Identity())
+
+    def in_use(module_name: str) -> bool:
+        return any(r == module_name or r.startswith(module_name + ".") for r in used) \
+            or module_name == node
+    blocks = [(name, list(mods)) for name, mods in backbone.spec.blocks if any(map(in_use, mods))]
+    return base, node, int(out.shape[1]), blocks
+
+
+def _replace_module(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
 
 class FineTuneModel(nn.Module):
@@ -285,8 +363,10 @@ class FineTuneModel(nn.Module):
     (N, 3, S, S) normalised images -> base -> (N, d) features -> head -> (N, K) logits.
 
     Args:
-        base: module whose output is (N, d).
+        base: module whose output is (N, d), or whose module ``cut`` gives it.
         head: module (N, d) -> (N, K), e.g. from :func:`make_head` or :func:`train_head`.
+        cut: module name in ``base`` where the features are read (the forward pass
+            stops there and flattens them); None: ``base(x)`` itself.
         blocks: [(name, [module names in base])] in forward order; needed for an
             integer ``freeze``. Default: the whole base is one block.
         freeze: "all" (only the head trains: the lab's feature extraction + new layer),
@@ -303,10 +383,12 @@ class FineTuneModel(nn.Module):
     """
 
     def __init__(self, base: nn.Module, head: nn.Module, *, blocks=None, freeze="all",
-                 freeze_bn: bool = True, preprocess: Preprocess | None = None):
+                 freeze_bn: bool = True, preprocess: Preprocess | None = None,
+                 cut: str | None = None):
         super().__init__()
         self.base = base
         self.head = head
+        self.cut = cut
         self.blocks = [(name, list(mods)) for name, mods in (blocks or [("base", [""])])]
         self.freeze_bn = freeze_bn
         self.preprocess = preprocess
@@ -350,12 +432,16 @@ class FineTuneModel(nn.Module):
                         m.eval()
         return self
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, d) base features."""
+        return forward_until(self.base, self.cut, x) if self.cut else self.base(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.base_frozen:
             with torch.no_grad():  # no graph through a base nobody trains: less memory
-                features = self.base(x)
+                features = self.features(x)
         else:
-            features = self.base(x)
+            features = self.features(x)
         return self.head(features)
 
     def parameter_counts(self) -> dict[str, int]:
@@ -374,26 +460,62 @@ class FineTuneModel(nn.Module):
                 f"trainable parameters, head {c['head']:,}")
 
 
-def attach_head(backbone: Backbone, n_classes: int, *, hidden: int = 0, dropout: float = 0.0,
+def attach_head(backbone: Backbone, n_classes: int, *, layer: str | None = None,
+                hidden: int = 0, dropout: float = 0.0, loss: str = "ce",
                 freeze: str | int = "all", freeze_bn: bool = True, head: nn.Module | None = None,
                 seed: int = 0) -> FineTuneModel:
     """A copy of ``backbone``'s base with a new head, ready for :func:`train_model`.
 
-    The base ends at ``backbone.default_layer`` (VGG16: relu7, 4096-d; EfficientNet-
-    Lite: the pooled 1280-d features), so a head trained by :func:`train_head` on
-    ``extract_features(backbone, ..., backbone.default_layer)`` plugs in unchanged
-    (``head=result.head``). The base is a deep copy: training it never changes
-    ``backbone.model`` (whose features the feature cache keys by its weights).
+    The base ends at ``layer`` (default the network's feature layer: VGG16 relu7,
+    4096-d, i.e. the lab's "replace fc8 by a new layer"; EfficientNet-Lite and ResNet:
+    the pooled features), so a head trained by :func:`train_head` on
+    ``extract_features(backbone, ..., layer)`` plugs in unchanged (``head=result.head``).
+    ``layer="pool5"`` on VGG16 gives the lecture's variant: the convolutional base only
+    (25,088 values per image) and a small head (``hidden=256``). The base is a deep
+    copy: training it never changes ``backbone.model`` (whose features the feature
+    cache keys by its weights).
 
-    Blocks for an integer ``freeze`` (see :class:`FineTuneModel`): VGG16 block1..block5,
-    fc6, fc7; EfficientNet stem, block1..block7, head (conv_head + BN).
+    ``freeze`` (see :class:`FineTuneModel`) counts the registry's blocks from the top:
+    VGG16 block1..block5, fc6, fc7; EfficientNet stem, block1..block7, head; ResNet
+    stem, layer1..layer4. ``loss="bce"`` (two classes) gives a one-logit head.
     """
-    base, dim, blocks = _base_from_backbone(backbone)
+    base, node, dim, blocks = cut_base(backbone, layer)
     if head is None:
         with _seeded(seed):
-            head = make_head(dim, n_classes, hidden=hidden, dropout=dropout)
+            head = make_head(dim, n_classes, hidden=hidden, dropout=dropout, loss=loss)
     return FineTuneModel(base, head, blocks=blocks, freeze=freeze, freeze_bn=freeze_bn,
-                         preprocess=backbone.preprocess)
+                         preprocess=backbone.preprocess, cut=node)
+
+
+def save_checkpoint(model: nn.Module, path, **meta) -> Path:
+    """Save ``model.state_dict()`` (plus JSON-able ``meta``) to ``path``, atomically.
+
+    A state dict, not a pickled model: it loads with ``torch.load(weights_only=True)``
+    into the same architecture, on any machine (:func:`load_checkpoint`).
+    """
+    from .fsutil import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "meta": dict(meta)}
+    atomic_write(path, lambda f: torch.save(state, f))
+    return path
+
+
+def load_checkpoint(model: nn.Module, path) -> dict:
+    """Load a :func:`save_checkpoint` file into ``model`` (same architecture); returns its meta."""
+    from .errors import WeightsError
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as exc:
+        raise WeightsError(f"{path} is not a checkpoint of this model ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}); save it again with "
+                           "save_checkpoint") from exc
+    return dict(state.get("meta", {}))
 
 
 # ------------------------------------------------------------ images in memory
@@ -406,7 +528,7 @@ def _split_parts(images) -> tuple[list[Path], np.ndarray]:
     return [Path(p) for p in paths], np.asarray(labels, dtype=np.int64)
 
 
-def decode_images(images, preprocess: Preprocess, *, threads: int = 2, progress: bool = False,
+def decode_images(images, preprocess: Preprocess, *, threads: int = 2, progress: bool | None = None,
                   desc: str = "decode") -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
     """Decode and resize every image once, kept in memory as uint8.
 
@@ -424,7 +546,8 @@ def decode_images(images, preprocess: Preprocess, *, threads: int = 2, progress:
 
     paths, labels = _split_parts(images)
     batches, keep, skipped = [], [], []
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not default_progress(progress),
+               leave=False)
     for s, batch, ok, errors in iter_batches(paths, preprocess, 64, threads=threads):
         batches.append(batch)
         keep.append(np.flatnonzero(ok) + s)
@@ -456,22 +579,6 @@ def _augment(x: torch.Tensor, gen: torch.Generator, flip: bool, pad: int) -> tor
     return x
 
 
-@torch.no_grad()
-def _evaluate_images(model: nn.Module, X: torch.Tensor, y: torch.Tensor, preprocess: Preprocess,
-                     batch_size: int) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on uint8 images X (n, 3, S, S)."""
-    was_training = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for s in range(0, len(X), batch_size):
-        logits = model(preprocess.normalize(X[s:s + batch_size]))
-        loss += float(F.cross_entropy(logits, y[s:s + batch_size], reduction="sum"))
-        correct += int((logits.argmax(1) == y[s:s + batch_size]).sum())
-    model.train(was_training)
-    n = max(len(X), 1)
-    return loss / n, correct / n
-
-
 def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.Tensor,
          Xv: torch.Tensor | None, yv: torch.Tensor | None, preprocess: Preprocess, *,
          epochs: int | None, seconds: float | None, t_start: float, weight_decay: float,
@@ -489,7 +596,7 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
     gen = torch.Generator().manual_seed(seed)
     n_batches = math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * n_batches if epochs else None, desc=desc, unit="batch",
-               disable=not progress, leave=False)
+               disable=not default_progress(progress), leave=False)
     epoch, train_seconds = 0, 0.0
     while epochs is None or epoch < epochs:
         epoch += 1
@@ -498,7 +605,7 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
         loss_sum, correct = 0.0, 0
         for idx in torch.randperm(len(X), generator=gen).split(batch_size):
             x = _augment(preprocess.normalize(X[idx]), gen, flip, pad)
-            batch_loss, batch_correct = _train_step(model, optimizer, x, y[idx])
+            batch_loss, batch_correct = train_step(model, optimizer, x, y[idx])
             loss_sum += batch_loss
             correct += batch_correct
             bar.update(1)
@@ -507,9 +614,9 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
         history["train_loss"].append(loss_sum / len(X))
         history["train_acc"].append(correct / len(X))
         if Xv is not None and len(Xv):
-            vloss, vacc = _evaluate_images(model, Xv, yv, preprocess, batch_size * 2)
-            history["val_loss"].append(vloss)
-            history["val_acc"].append(vacc)
+            val = _evaluate(model, Xv, yv, batch_size * 2, transform=preprocess.normalize)
+            history["val_loss"].append(val.loss)
+            history["val_acc"].append(val.accuracy)
         history["elapsed"].append(time.perf_counter() - t_start)
         if seconds is not None and history["elapsed"][-1] >= seconds:
             break
@@ -551,7 +658,7 @@ def train_model(
     augment: bool = True,
     seed: int = 0,
     threads: int = 2,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` end to end on image files with cross-entropy and Adam.
 
@@ -603,13 +710,17 @@ def train_model(
 
 
 def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = None, *,
-                   batch_size: int = 32, threads: int = 2) -> float:
-    """Accuracy of an image model on a data split (or (paths, labels) pair)."""
+                   batch_size: int = 32, threads: int = 2) -> Evaluation:
+    """An image model on a data split (or a (paths, labels) pair), in eval mode.
+
+    Returns :class:`Evaluation`: accuracy, mean loss, predictions (n,) and labels (n,)
+    of the images that could be decoded (for a confusion matrix and the mistakes).
+    """
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise ValueError("evaluate_model needs preprocess= (the model does not carry one)")
     X, y, _ = decode_images(images, preprocess, threads=threads)
-    return _evaluate_images(model, X, y, preprocess, batch_size)[1]
+    return _evaluate(model, X, y, batch_size, transform=preprocess.normalize)
 
 
 # ============================================================= from scratch
@@ -669,7 +780,7 @@ def train_from_scratch(
     width: int = 32,
     seed: int = 0,
     threads: int = 2,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> ScratchResult:
     """Train a :class:`SmallCNN` from random weights on the training images.
 
@@ -681,10 +792,10 @@ def train_from_scratch(
     first. With a time budget, the number of epochs (and so the result) depends on
     the machine's speed; with ``epochs`` the run is deterministic on a given CPU.
 
-    Why 64 px by default: on a 2-core CPU an epoch over 560 images takes about 20 s at
-    64 px but 40-80 s at 128 px, so a one-minute budget would give the network one or
-    two epochs (still at chance, 0.50-0.56 on cats vs dogs) instead of three to five
-    (about 0.6). Use 128 on a GPU.
+    Why 64 px by default: on a small CPU an epoch at 128 px costs two to four times one
+    at 64 px, so a one-minute budget would give the network one or two epochs (still at
+    chance on cats vs dogs) instead of three to five (measured: benchmarks/README.md).
+    Use 128 on a GPU.
 
     Args:
         train_split, test_split: data splits (or (paths, labels) pairs).

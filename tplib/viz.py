@@ -368,7 +368,8 @@ def plot_layer_curve(
             ax.annotate(f"{a:.3f}", (xi, a), textcoords="offset points", xytext=(0, 6),
                         ha="center", fontsize=8, color="tab:blue")
     ax.set_xticks(x)
-    ax.set_xticklabels(layers, rotation=30 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
+    many = len(layers) > 6
+    ax.set_xticklabels(layers, rotation=30 if many else 0, ha="right" if many else "center")
     ax.set_xlabel("Layer")
     ax.set_ylabel("Test accuracy", color="tab:blue")
     ax.margins(y=0.12)  # headroom for the value labels above the points
@@ -377,7 +378,8 @@ def plot_layer_curve(
     if dims is not None:
         twin = _twin_axis(ax, 0, "Feature dimension (log)", "tab:orange")
         twin.set_yscale("log")
-        lines += twin.plot(x, _to_numpy(dims).astype(np.float64), "s--", color="tab:orange", label="dimension")
+        lines += twin.plot(x, _to_numpy(dims).astype(np.float64), "s--", color="tab:orange",
+                           label="dimension")
     if times is not None:
         twin = _twin_axis(ax, int(dims is not None), "Extraction time (s)", "tab:green")
         lines += twin.plot(x, _to_numpy(times).astype(np.float64), "^:", color="tab:green", label="time (s)")

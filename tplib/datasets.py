@@ -1,0 +1,209 @@
+"""Finding the lab's data: a given folder, the shared copy, the cache, a download, a stand-in.
+
+:func:`find_dataset` is the data step of a run profile (``tplib.setup``, ``tplib run``
+and :func:`tplib.run_lab` share it); :mod:`tplib.data` then only reads image folders.
+For a known dataset (:data:`KNOWN_DATASETS`) it looks, in this order:
+
+1. a folder or zip given by the caller (``source="folder"``);
+2. the shared data folder: ``$TPLIB_REAL_DATA/<folder>``, or ``../shared/data/<folder>``
+   beside the checkout (how classrooms and CI provide the real images; ``"folder"``);
+3. the cache ``$TPLIB_CACHE/data``: the unpacked folder, or the course zip placed there
+   by hand (verified, then unpacked safely; ``"cache"``);
+4. the course download, when the profile allows it (size and git blob id checked;
+   ``"download"``);
+5. 15 Scene only, and never with ``strict``: a generated stand-in with its layout,
+   labelled in ``dataset.notes`` (``"generated"``). Its accuracies say nothing about
+   scenes; :attr:`tplib.data.Dataset.is_real` lets a notebook refuse to show them as real.
+
+The profile's subset (``ci``: the first N files of every class) is applied last and
+recorded in ``dataset.subset_rule``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import Dataset, load_dataset, resolve_root
+from .errors import DataError, DownloadError, IntegrityError
+from .profile import Profile, active_profile
+
+REAL_DATA_ENV = "TPLIB_REAL_DATA"
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset the lab knows by name.
+
+    Attributes:
+        name: short name ("15scene").
+        title: for titles and reports ("15 Scene").
+        folder: the folder name it unpacks to (and is looked for under the shared folder).
+        resource: key of :data:`tplib.download.RESOURCES` for its download, or None.
+        can_generate: a generated stand-in exists for offline demos.
+    """
+
+    name: str
+    title: str
+    folder: str
+    resource: str | None = None
+    can_generate: bool = False
+
+
+KNOWN_DATASETS: dict[str, DatasetInfo] = {
+    "15scene": DatasetInfo("15scene", "15 Scene", "15SceneData", resource="15scene",
+                           can_generate=True),
+    "catsdogs": DatasetInfo("catsdogs", "cats vs dogs", "catsdogs"),
+}
+
+
+def shared_data_dirs() -> list[Path]:
+    """Folders that may hold the real data sets: ``$TPLIB_REAL_DATA``, else ``../shared/data``."""
+    env = os.environ.get(REAL_DATA_ENV)
+    if env:
+        return [Path(env).expanduser()]
+    return [CHECKOUT.parent / "shared" / "data"]
+
+
+def _display(path: Path) -> str:
+    """A path as people recognise it: relative to the checkout's parent when inside it."""
+    try:
+        return "../" + str(Path(path).resolve().relative_to(CHECKOUT.parent))
+    except ValueError:
+        return str(path)
+
+
+def _from_cache(info: DatasetInfo, download: bool, progress: bool) -> tuple[Path, str] | None:
+    """(root, "cache" | "download") from the data cache, or None when nothing is there."""
+    from .download import RESOURCES, fetch, safe_extract_zip
+    from .paths import data_cache_dir
+
+    cache = data_cache_dir()
+    unpacked = cache / info.folder
+    if info.resource is None:
+        return (unpacked, "cache") if (unpacked / "train").is_dir() else None
+    resource = RESOURCES[info.resource]
+    placed = (cache / resource.filename).exists()
+    marker = cache / f".{resource.filename}.unpacked"
+    if (unpacked / "train").is_dir() and (marker.exists() or not placed):
+        return unpacked, "cache"
+    if not (placed or download):
+        return None
+    zip_path = fetch(resource, cache, progress=progress)  # verifies a placed file too
+    safe_extract_zip(zip_path, cache)
+    return resolve_root(unpacked), "cache" if placed else "download"
+
+
+def _missing_help(info: DatasetInfo) -> str:
+    from .paths import data_cache_dir
+
+    where = [f"{_display(d / info.folder)}" for d in shared_data_dirs()]
+    text = (f"{info.title} was not found. Point at a copy (data=... in Python, --data on the "
+            f"command line), set {REAL_DATA_ENV} to a folder holding {info.folder}/, or place "
+            f"{info.folder}/ at {where[0]} or {data_cache_dir() / info.folder}")
+    if info.resource is not None:
+        from .download import RESOURCES
+
+        text += f", or place the {RESOURCES[info.resource].describe(data_cache_dir())}"
+    return text + "."
+
+
+def locate(name: str, *, download: bool = True, strict: bool = False,
+           progress: bool = True) -> tuple[Path, str, str]:
+    """(root, source, origin text) of the known dataset ``name`` (see the module docstring).
+
+    Raises :class:`DataError` (or :class:`DownloadError`) saying what to place where
+    when nothing is found and no stand-in is allowed.
+    """
+    info = KNOWN_DATASETS[name]
+    for shared in shared_data_dirs():
+        candidate = shared / info.folder
+        if (candidate / "train").is_dir():
+            return candidate, "folder", f"shared data folder {_display(candidate)}"
+    try:
+        found = _from_cache(info, download, progress)
+    except IntegrityError:
+        raise  # a damaged file placed in the cache must be fixed, not worked around
+    except DownloadError as exc:
+        if strict or not info.can_generate:
+            raise DownloadError(f"{exc} {_missing_help(info)}") from exc
+        found = None
+    if found is not None:
+        root, source = found
+        return root, source, f"{'downloaded to ' if source == 'download' else ''}cache {root}"
+    if strict or not info.can_generate:
+        raise DataError(_missing_help(info))
+    return None, "generated", ""
+
+
+def find_dataset(data: str | os.PathLike = "15scene", *, profile: Profile | None = None,
+                 download: bool | None = None, strict: bool = False, progress: bool | None = None,
+                 split: int | None = None) -> Dataset:
+    """The dataset to work on, found as the module docstring says, with the profile's subset.
+
+    Args:
+        data: a known name ("15scene", "catsdogs") or a folder / course zip.
+        profile: default the active one (:func:`tplib.setup`, ``TPLIB_PROFILE``).
+        download: try the course download; default the profile's choice.
+        strict: never fall back to a generated stand-in.
+        split: for a folder of class folders without train/ and test/: N images per
+            class for training, the rest for testing (see :func:`tplib.data.load_dataset`).
+
+    Returns:
+        A :class:`tplib.data.Dataset` whose ``source``, ``origin``, ``title`` and
+        ``subset_rule`` say what it is; ``notes`` holds a loud line for generated data.
+    """
+    profile = profile or active_profile()
+    download = profile.download if download is None else download
+    progress = profile.progress if progress is None else progress
+    name = str(data)
+    if name in KNOWN_DATASETS:
+        info = KNOWN_DATASETS[name]
+        root, source, origin = locate(name, download=download, strict=strict, progress=progress)
+        if source == "generated":
+            dataset = _generated(profile, progress)
+        else:
+            dataset = load_dataset(root, source=source, origin=origin)
+        dataset.name, dataset.title = info.name, info.title
+    else:
+        dataset = _from_path(Path(data).expanduser(), split)
+    subset = profile.subset_for(dataset.name)
+    if subset is not None and dataset.source != "generated":
+        n_train, n_test = subset
+        dataset = dataset.subset(n_train, n_test)
+        dataset.subset_rule = (f"{profile.name} profile: the first {n_train} train and {n_test} test "
+                               "images of every class (file names sorted)")
+    return dataset
+
+
+def _from_path(path: Path, split: int | None) -> Dataset:
+    if path.is_file() and path.suffix.lower() == ".zip":
+        from .download import safe_extract_zip
+        from .paths import data_cache_dir
+
+        target = data_cache_dir() / "unpacked" / path.stem
+        dataset = load_dataset(safe_extract_zip(path, target), source="folder",
+                               origin=f"zip {path}, unpacked to {target}")
+    else:
+        extra = {"split": split} if split is not None else {}
+        dataset = load_dataset(path, source="folder", origin=f"folder {path}", **extra)
+    dataset.name = dataset.root.name
+    dataset.title = "15 Scene" if dataset.root.name == "15SceneData" else dataset.root.name
+    return dataset
+
+
+def _generated(profile: Profile, progress: bool) -> Dataset:
+    """The generated stand-in, as many images per class as the profile would use."""
+    from .paths import data_cache_dir
+    from .synthetic import generate_scene_standin
+
+    n_train, n_test = profile.subset_for("15scene") or (100, 20)
+    root = data_cache_dir() / f"generated-15scene-{n_train}-{n_test}-seed0"
+    generate_scene_standin(root, n_train=n_train, n_test=n_test, seed=0, progress=progress)
+    dataset = load_dataset(root, source="generated", origin=f"generated stand-in {root}")
+    dataset.notes.append(
+        "GENERATED DATA: the real 15 Scene images were not found and could not be downloaded. "
+        f"These are synthetic stand-in images ({root}); an accuracy measured on them says "
+        "nothing about scene recognition. " + _missing_help(KNOWN_DATASETS["15scene"]))
+    return dataset
