@@ -151,7 +151,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, capfd):
+def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, caplog):
     from tplib.paths import feature_cache_dir
 
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(scenes.root)], env=os.environ)
@@ -169,7 +169,7 @@ def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, 
     entries = [p for p in feature_cache_dir().iterdir() if p.is_dir()]
     assert all(p.name.endswith(".partial") for p in entries)  # no finished-looking entry
     resumed = extract_features(lite0, scenes.train, "pooled", batch_size=2, progress=False)
-    assert "Resuming an interrupted extraction" in capfd.readouterr().err
+    assert "Resuming an interrupted extraction" in caplog.text  # logged on "tplib"
     assert not resumed.from_cache
     fresh = extract_features(lite0, scenes.train, "pooled", batch_size=2, cache=False, progress=False)
     np.testing.assert_allclose(resumed["pooled"], fresh["pooled"], rtol=1e-5, atol=1e-6)
