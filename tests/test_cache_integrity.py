@@ -191,6 +191,10 @@ def test_cache_pointing_at_a_file_is_unavailable_not_an_oserror(tmp_path, monkey
     assert tc.load("net-1") is None and tc.cache_info() == []
     writer, reason = tc.open_writer_or_memory("net-1", DIMS, 5, np.dtype("float32"))
     assert type(writer) is tc.MemoryWriter and str(feature_cache_dir()) in reason
+    with writer:  # the same calls as a disk writer, finish(info=...) included
+        writer.write(0, {k: _rows(5, d, 0) for k, d in DIMS.items()}, np.ones(5, bool), [])
+        arrays, valid, _ = writer.finish(info={"model": "net"})
+    assert arrays["pooled"].shape == (5, 6) and valid.all()
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS, errno.ENOENT])

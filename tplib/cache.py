@@ -316,8 +316,8 @@ class MemoryWriter:
         self.skipped.extend(errors)
         self.done = start + len(ok)
 
-    def finish(self):
-        """(arrays with only the valid rows, valid mask, skipped)."""
+    def finish(self, info: dict | None = None):
+        """(arrays with only the valid rows, valid mask, skipped); ``info`` is not kept."""
         if self.valid.all():
             return self.arrays, self.valid, self.skipped
         return ({k: v[self.valid] for k, v in self.arrays.items()}, self.valid, self.skipped)
