@@ -166,9 +166,19 @@ def test_unknown_model_lists_choices():
     assert "resnet50" in proc.stderr and "convnext_tiny" in proc.stderr
 
 
-def test_cache_command(capsys):
-    assert main(["cache"]) == 0 and "feature cache" in capsys.readouterr().out
+def test_cache_command_lists_what_each_entry_holds(image_folder, tmp_path, capsys):
+    assert main(["run", "--offline", "--model", "efficientnet_lite0", "--data", str(image_folder),
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "(2 entries" in out and out.count("complete") == 2
+    assert "efficientnet_lite0 pooled" in out and "9 images" in out and "6 images" in out
+    assert f"from {image_folder / 'train'}" in out and "pool none" in out
     assert main(["cache", "clear"]) == 0
+    freed = float(capsys.readouterr().out.split()[1])
+    assert freed > 0
+    assert main(["cache"]) == 0 and "(0 entries" in capsys.readouterr().out
 
 
 def test_layers_command(capsys):

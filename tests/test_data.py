@@ -50,7 +50,11 @@ def test_nested_symlinked_and_non_ascii(image_folder, tmp_path):
     _img(image_folder / "test" / "delta class é" / "c d.jpg")
     ds = load_dataset(image_folder)
     names = [p.name for p in ds.train.paths]
-    assert "nested é.jpg" in names and "linked.png" in names and "file_link.png" in names
+    assert "nested é.jpg" in names and "file_link.png" in names  # linked files are followed
+    # a linked folder outside its class folder is not (tests/test_data_layout.py)
+    assert "linked.png" not in names
+    assert (str(image_folder / "train" / "gamma" / "link_dir"),
+            "symbolic link to a folder outside the class folder") in ds.train.ignored
     assert names.count("img_0.jpg") == 3  # the symlink loop did not duplicate gamma
     assert ds.classes == ["alpha", "beta", "delta class é", "gamma"]
     assert any("broken symbolic link" in r for _, r in ds.train.ignored)

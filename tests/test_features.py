@@ -177,7 +177,7 @@ def _done(progress_file) -> int:
         return -1
 
 
-def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, capfd):
+def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, caplog):
     from tplib.paths import feature_cache_dir
 
     n = len(scenes.train)
@@ -197,7 +197,7 @@ def test_killed_extraction_leaves_no_entry_and_resumes(lite0, scenes, tmp_path, 
     assert all(p.name.endswith(".partial") for p in entries)  # no finished-looking entry
     resumed = extract_features(lite0, scenes.train, "pooled",
                                engine=FP32.replace(batch_size=2, threads=0), progress=False)
-    assert "Resuming an interrupted extraction" in capfd.readouterr().err
+    assert "Resuming an interrupted extraction" in caplog.text  # logged on "tplib"
     assert not resumed.from_cache and 0 < resumed.n_computed < n
     fresh = extract_features(lite0, scenes.train, "pooled", engine=FP32.replace(batch_size=2),
                              cache=False, progress=False)

@@ -12,24 +12,56 @@ entry or none.
 The key covers the model and its weights, the layers and their module names,
 pooling, preprocessing, precision, device type, memory format, BatchNorm folding,
 storage dtype, and every image file's resolved path, size and modification time.
+
+Integrity. When an entry is finished, ``meta.json`` records a CRC-32 of every layer
+file (header and rows) and how many valid rows hold NaN or infinity. Every read
+checks both. CRC-32 (zlib) was the fastest of crc32, adler32, sha1, sha256 and
+blake2b measured here; checking it costs about as much as reading the file from disk
+and far less than the extraction that a damaged entry would silently replace. An
+entry with a wrong checksum, a truncated or missing file, unexpected NaN/inf rows,
+a missing or unreadable ``meta.json``, or no checksums (written by an older
+tplib) is reported on the ``"tplib"`` logger, removed, and computed again; the new
+entry replaces the broken folder. :func:`cache_info` reports such a folder as
+``damaged`` (it checks the structure and file sizes, not the checksums: those are
+checked when the entry is read).
+
+Failures. A cache folder that cannot be created or written raises
+:class:`~tplib.errors.CacheUnavailableError` (a full disk:
+:class:`~tplib.errors.DiskFullError`, with the space the entry needs);
+:func:`open_writer_or_memory` turns that into an in-memory writer plus the reason,
+for callers that carry on without a cache. A run stopped by a full disk leaves a
+``.partial`` entry, which resumes; never one that looks finished.
+
+Messages go to ``logging.getLogger("tplib")``; the library never prints.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
-import warnings
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .errors import CacheUnavailableError, DiskFullError
 from .fsutil import atomic_write_text
 from .paths import feature_cache_dir
 
-CACHE_VERSION = 1
+logger = logging.getLogger("tplib")
+
+CACHE_VERSION = 1  # version of the key material (a change gives every entry a new key)
+# Version of meta.json. 2: per-file checksums, NaN/inf counts, creation time and the
+# descriptive ``info``. Entries of an older format are treated as damaged and
+# recomputed once under the same key (a new CACHE_VERSION would orphan them instead).
+META_FORMAT = 2
+_CHUNK = 1 << 20
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def files_digest(paths) -> str:
@@ -71,24 +103,185 @@ def entry_path(key: str) -> Path:
     return feature_cache_dir() / key
 
 
-def load(key: str):
-    """(arrays, valid mask, skipped, entry) for a finished entry, or None."""
-    entry = entry_path(key)
+class _Damaged(Exception):
+    """Why an entry cannot be trusted (internal; becomes a log message)."""
+
+
+def _npy_header(f) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data offset) of an open ``.npy`` file, or :class:`_Damaged`."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise _Damaged(f"{Path(f.name).name} has no valid .npy header ({exc})") from None
+    if fortran or dtype.hasobject or len(shape) != 2:
+        raise _Damaged(f"{Path(f.name).name} is not a 2-D C-ordered numeric array")
+    return shape, dtype, f.tell()
+
+
+def _check_npy(path: Path, n_rows: int, d: int | None, dtype: np.dtype | None):
+    """Open ``path`` and check its header and size; returns (open file, shape, dtype, offset)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise _Damaged(f"{path.name} is missing") from None
+    try:
+        shape, file_dtype, offset = _npy_header(f)
+        if shape[0] != n_rows or (d is not None and shape[1] != d):
+            raise _Damaged(f"{path.name} has shape {shape}, expected ({n_rows}, {d})")
+        if dtype is not None and file_dtype != dtype:
+            raise _Damaged(f"{path.name} holds {file_dtype}, expected {dtype}")
+        expected = offset + shape[0] * shape[1] * file_dtype.itemsize
+        size = os.fstat(f.fileno()).st_size
+        if size != expected:
+            what = "truncated" if size < expected else "longer than its header says"
+            raise _Damaged(f"{path.name} is {what} ({size:,} of {expected:,} bytes)")
+    except BaseException:
+        f.close()
+        raise
+    return f, shape, file_dtype, offset
+
+
+def _read_checked(path: Path, n_rows: int, d: int, dtype: np.dtype) -> tuple[np.ndarray, str]:
+    """The whole array of a layer file (read into memory, not mapped) and its checksum.
+
+    The checksum is CRC-32 over the file's bytes, header included, as "crc32:xxxxxxxx".
+    """
+    f, shape, file_dtype, offset = _check_npy(path, n_rows, d, dtype)
+    with f:
+        f.seek(0)
+        crc = zlib.crc32(f.read(offset))
+        full = np.empty(shape, dtype=file_dtype)
+        view = memoryview(full).cast("B")
+        pos = 0
+        while pos < len(view):  # in 1 MB pieces, each checksummed while still in the CPU cache
+            got = f.readinto(view[pos:pos + _CHUNK])
+            if not got:  # the file shrank while we read it
+                raise _Damaged(f"{path.name} is truncated ({offset + pos:,} bytes)")
+            crc = zlib.crc32(view[pos:pos + got], crc)
+            pos += got
+    return full, f"crc32:{crc:08x}"
+
+
+def _nonfinite_rows(rows: np.ndarray) -> int:
+    """How many rows hold a NaN or an infinity."""
+    return int((~np.isfinite(rows).all(axis=1)).sum()) if rows.size else 0
+
+
+def _read_meta(entry: Path) -> dict:
+    """The finished entry's ``meta.json``, checked for the current format, or :class:`_Damaged`."""
     meta_file = entry / "meta.json"
-    if not meta_file.is_file():
+    try:
+        text = meta_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Damaged("meta.json is missing") from None
+    except UnicodeDecodeError as exc:
+        raise _Damaged(f"meta.json is unreadable ({exc.reason})") from None
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise _Damaged(f"meta.json is unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _Damaged("meta.json is unreadable (not a JSON object)")
+    if meta.get("format") != META_FORMAT or not isinstance(meta.get("checksums"), dict):
+        raise _Damaged("written by an older tplib, without checksums")
+    try:
+        n_rows, layers, dims = int(meta["n_rows"]), list(meta["layers"]), dict(meta["dims"])
+        np.dtype(meta["dtype"])
+        for layer in layers:
+            int(dims[layer]), str(meta["checksums"][layer]), int(meta["nonfinite_rows"][layer])
+        invalid = [int(i) for i in meta["invalid"]]
+        [tuple(s) for s in meta["skipped"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _Damaged(f"meta.json is unreadable (bad or missing field {exc})") from None
+    if any(not 0 <= i < n_rows for i in invalid):
+        raise _Damaged("meta.json is unreadable (row index out of range)")
+    return meta
+
+
+def _structure_problem(entry: Path) -> str | None:
+    """Why a finished entry looks damaged without reading its rows, or None."""
+    try:
+        if not entry.is_dir():
+            return "not a folder"
+        meta = _read_meta(entry)
+        for layer in meta["layers"]:
+            f, *_ = _check_npy(entry / f"{layer}.npy", int(meta["n_rows"]),
+                               int(meta["dims"][layer]), np.dtype(meta["dtype"]))
+            f.close()
+    except _Damaged as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None
+
+
+def _remove_entry(entry: Path) -> None:
+    """Remove a folder of the cache (renamed aside first, so its name is free at once)."""
+    aside = entry.with_name(f"{entry.name}.removing-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        os.replace(entry, aside)
+    except OSError:
+        aside = entry
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        try:
+            aside.unlink()
+        except OSError:
+            pass
+
+
+def _drop_damaged(entry: Path, reason: str) -> None:
+    logger.warning(f"feature cache entry {entry} is damaged ({reason}); removing it and "
+                   "computing the features again")
+    _remove_entry(entry)
+
+
+def load(key: str):
+    """(arrays, valid mask, skipped, entry) for a finished, intact entry, or None.
+
+    Each layer file's checksum and NaN/inf row count are checked against
+    ``meta.json``. A damaged entry (see the module docstring) is reported on the
+    ``"tplib"`` logger and removed, and None is returned: the caller recomputes.
+    An entry this process may not read (permissions) is reported and left alone.
+    """
+    entry = entry_path(key)
+    try:
+        if not os.path.lexists(entry):
+            return None
+    except OSError:
         return None
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        valid = np.ones(meta["n_rows"], dtype=bool)
-        valid[meta["invalid"]] = False
-        arrays = {layer: _read_rows(entry / f"{layer}.npy", meta["n_rows"], valid)
-                  for layer in meta["layers"]}
+        meta = _read_meta(entry)
+        n_rows, dtype = int(meta["n_rows"]), np.dtype(meta["dtype"])
+        valid = np.ones(n_rows, dtype=bool)
+        valid[[int(i) for i in meta["invalid"]]] = False
+        arrays = {}
+        for layer in meta["layers"]:
+            full, checksum = _read_checked(entry / f"{layer}.npy", n_rows,
+                                           int(meta["dims"][layer]), dtype)
+            if checksum != meta["checksums"][layer]:
+                raise _Damaged(f"{layer}.npy does not match its checksum: its rows were changed")
+            rows = full if valid.all() else full[valid]
+            bad, expected = _nonfinite_rows(rows), int(meta["nonfinite_rows"][layer])
+            if bad != expected:
+                raise _Damaged(f"{layer}.npy has {bad:,} rows with NaN or infinity, "
+                               f"meta.json records {expected:,}")
+            arrays[layer] = rows
         skipped = [tuple(s) for s in meta["skipped"]]
-    except (OSError, ValueError, KeyError) as exc:
-        # An entry is only renamed into place when complete, so this means someone
-        # edited or damaged it: drop it and recompute rather than trust it.
-        warnings.warn(f"feature cache entry {entry} is damaged ({exc}); recomputing", stacklevel=3)
-        shutil.rmtree(entry, ignore_errors=True)
+    except PermissionError as exc:
+        logger.warning(f"feature cache entry {entry} cannot be read ({exc.strerror}); "
+                       "computing the features again")
+        return None
+    except _Damaged as exc:
+        _drop_damaged(entry, str(exc))
+        return None
+    except OSError as exc:
+        _drop_damaged(entry, f"unreadable: {exc.strerror or exc}")
         return None
     return arrays, valid, skipped, entry
 
@@ -123,8 +316,8 @@ class MemoryWriter:
         self.skipped.extend(errors)
         self.done = start + len(ok)
 
-    def finish(self):
-        """(arrays with only the valid rows, valid mask, skipped)."""
+    def finish(self, info: dict | None = None):
+        """(arrays with only the valid rows, valid mask, skipped); ``info`` is not kept."""
         if self.valid.all():
             return self.arrays, self.valid, self.skipped
         return ({k: v[self.valid] for k, v in self.arrays.items()}, self.valid, self.skipped)
@@ -193,7 +386,13 @@ def _pwrite(fd: int, data: bytes, offset: int) -> int:
 
 
 class DiskWriter(MemoryWriter):
-    """Rows written into the ``.npy`` files of a ``.partial`` entry (see :class:`_RowFile`)."""
+    """Rows written into the ``.npy`` files of a ``.partial`` entry (see :class:`_RowFile`).
+
+    :meth:`write` and :meth:`finish` turn an ``OSError`` into
+    :class:`~tplib.errors.DiskFullError` (no space left) or
+    :class:`~tplib.errors.CacheUnavailableError` (any other write failure); the
+    ``.partial`` entry stays, and resumes from its last recorded batch.
+    """
 
     def __init__(self, key: str, dims: dict[str, int], n_rows: int, dtype: np.dtype):
         self.key = key
@@ -247,81 +446,243 @@ class DiskWriter(MemoryWriter):
             self.done, self.skipped = 0, []
             self.valid[:] = False
             return False
-        print(f"Resuming an interrupted extraction at image {self.done:,}/{self.n_rows:,} "
-              f"({self.partial})", file=sys.stderr)
+        logger.warning(f"Resuming an interrupted extraction at image {self.done:,}/{self.n_rows:,} "
+                       f"({self.partial})")
         return True
+
+    def needed_bytes(self) -> int:
+        """Disk space of the entry's rows: n_rows x sum(dims) x itemsize."""
+        return self.n_rows * sum(self.dims.values()) * np.dtype(self.dtype).itemsize
+
+    def _error(self, exc: OSError) -> CacheUnavailableError:
+        return cache_write_error(exc, self.partial.parent, self.needed_bytes(),
+                                 self.n_rows, sum(self.dims.values()), np.dtype(self.dtype).itemsize)
 
     def write(self, start, rows, ok, errors) -> None:
         idx = start + np.flatnonzero(ok)
-        for layer, values in rows.items():
-            self.files[layer].write(idx, values)
-        for f in self.files.values():
-            f.sync()  # rows on disk before progress.json claims them
-        self._record(start, ok, errors)
-        atomic_write_text(self.partial / "progress.json", json.dumps({
-            "done": self.done,
-            "invalid": np.flatnonzero(~self.valid[: self.done]).tolist(),
-            "skipped": self.skipped,
-        }))
+        try:
+            for layer, values in rows.items():
+                self.files[layer].write(idx, values)
+            for f in self.files.values():
+                f.sync()  # rows on disk before progress.json claims them
+            self._record(start, ok, errors)
+            atomic_write_text(self.partial / "progress.json", json.dumps({
+                "done": self.done,
+                "n_rows": self.n_rows,
+                "invalid": np.flatnonzero(~self.valid[: self.done]).tolist(),
+                "skipped": self.skipped,
+            }))
+        except OSError as exc:
+            raise self._error(exc) from exc
 
-    def finish(self):
+    def finish(self, info: dict | None = None):
+        """Seal the entry: checksums into ``meta.json``, then rename it into place.
+
+        ``info``: optional JSON-serialisable fields stored in ``meta.json`` under
+        ``"info"`` for :func:`cache_info` (see :func:`entry_info`: model, layers,
+        pooling, data folder...). Returns (arrays with only the valid rows, valid
+        mask, skipped), read back from the files that were checksummed.
+        """
         if self.done != self.n_rows:
             raise RuntimeError(f"extraction stopped at {self.done}/{self.n_rows} rows")
-        for f in self.files.values():
-            f.sync()
-        self._close()
-        meta = {"key": self.key, "n_rows": self.n_rows, "layers": list(self.dims),
-                "dims": self.dims, "dtype": str(self.dtype),
-                "invalid": np.flatnonzero(~self.valid).tolist(), "skipped": self.skipped}
-        atomic_write_text(self.partial / "meta.json", json.dumps(meta))
-        for name in ("progress.json", "owner.pid"):
-            (self.partial / name).unlink(missing_ok=True)
-        if self.final.exists():  # a concurrent run finished the same entry first
-            shutil.rmtree(self.partial, ignore_errors=True)
-        else:
-            os.replace(self.partial, self.final)
+        try:
+            for f in self.files.values():
+                f.sync()
+            self._close()
+            arrays, checksums, nonfinite = {}, {}, {}
+            for layer, d in self.dims.items():
+                full, checksums[layer] = _read_checked(self.partial / f"{layer}.npy",
+                                                       self.n_rows, d, np.dtype(self.dtype))
+                arrays[layer] = full if self.valid.all() else full[self.valid]
+                nonfinite[layer] = _nonfinite_rows(arrays[layer])
+            meta = {"format": META_FORMAT, "key": self.key, "n_rows": self.n_rows,
+                    "layers": list(self.dims), "dims": self.dims, "dtype": str(self.dtype),
+                    "invalid": np.flatnonzero(~self.valid).tolist(), "skipped": self.skipped,
+                    "checksums": checksums, "nonfinite_rows": nonfinite,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "info": dict(info or {})}
+            atomic_write_text(self.partial / "meta.json", json.dumps(meta, default=str))
+            for name in ("progress.json", "owner.pid"):
+                (self.partial / name).unlink(missing_ok=True)
+            self._install()
+        except _Damaged as exc:  # the files changed under us between sync and read-back
+            shutil.rmtree(self.partial, ignore_errors=True)  # else every run would resume it
+            raise CacheUnavailableError(
+                f"feature cache entry {self.partial} changed while it was sealed ({exc}); "
+                "run again (it is recomputed)") from None
+        except OSError as exc:
+            raise self._error(exc) from exc
         self.entry = self.final
-        arrays = {layer: _read_rows(self.final / f"{layer}.npy", self.n_rows, self.valid)
-                  for layer in self.dims}
         return arrays, self.valid, self.skipped
 
+    def _install(self) -> None:
+        """Rename the sealed ``.partial`` folder to the entry's name.
 
-def _read_rows(path: Path, n_rows: int, valid: np.ndarray) -> np.ndarray:
-    """The valid rows of a finished ``.npy`` file, read into memory (not mapped)."""
-    full = np.load(path)
-    if full.ndim != 2 or full.shape[0] != n_rows:
-        raise ValueError(f"{path.name} has shape {full.shape}, expected {n_rows} rows")
-    return full if valid.all() else full[valid]
+        A finished entry already there (a concurrent run of the same extraction) is
+        kept and ours dropped; a damaged folder of that name is replaced.
+        """
+        if os.path.lexists(self.final):
+            problem = _structure_problem(self.final)
+            if problem is None:
+                shutil.rmtree(self.partial, ignore_errors=True)
+                return
+            logger.warning(f"feature cache entry {self.final} is damaged ({problem}); "
+                           "replacing it with the one just computed")
+            _remove_entry(self.final)
+        try:
+            os.replace(self.partial, self.final)
+        except OSError:
+            if os.path.lexists(self.final) and _structure_problem(self.final) is None:
+                shutil.rmtree(self.partial, ignore_errors=True)  # a concurrent run won
+                return
+            raise
+
+
+def cache_write_error(exc: OSError, folder: Path, needed: int | None = None, n_rows: int = 0,
+                      width: int = 0, itemsize: int = 0) -> CacheUnavailableError:
+    """The one-line :class:`CacheUnavailableError` (or :class:`DiskFullError`) for ``exc``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_FULL:
+        need = (f"this entry needs {_human(needed)} ({n_rows:,} images x {width:,} values x "
+                f"{itemsize} bytes); " if needed else "")
+        return DiskFullError(
+            f"no space left on the disk of the feature cache {folder}: {need}free some space "
+            "(tplib cache clear), set TPLIB_CACHE to a folder on a larger disk, or run without "
+            "the cache (--no-cache, cache=False)")
+    return CacheUnavailableError(
+        f"cannot write the feature cache in {folder} ({reason}): set TPLIB_CACHE to a writable "
+        "folder, or run without the cache (--no-cache, cache=False)")
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def open_writer(key: str, dims: dict[str, int], n_rows: int, dtype: np.dtype) -> MemoryWriter:
-    """A :class:`DiskWriter`, or a :class:`MemoryWriter` if another live process owns the entry."""
-    partial = entry_path(key).with_name(key + ".partial")
+    """A :class:`DiskWriter`, or a :class:`MemoryWriter` if another live process owns the entry.
+
+    Raises :class:`~tplib.errors.CacheUnavailableError` (naming the folder) when the
+    cache folder cannot be created or written: read-only, ``TPLIB_CACHE`` naming a
+    file, no permission; :class:`~tplib.errors.DiskFullError` when the disk is full.
+    """
+    folder = feature_cache_dir()
+    partial = folder / (key + ".partial")
     owner = partial / "owner.pid"
     try:
         pid = int(owner.read_text())
     except (OSError, ValueError):
         pid = None
     if pid is not None and _pid_alive(pid):
-        warnings.warn(f"another process (pid {pid}) is extracting the same features into "
-                      f"{partial}; computing without the cache", stacklevel=3)
+        logger.warning(f"another process (pid {pid}) is extracting the same features into "
+                       f"{partial}; computing without the cache")
         return MemoryWriter(dims, n_rows, dtype)
-    feature_cache_dir().mkdir(parents=True, exist_ok=True)
-    return DiskWriter(key, dims, n_rows, dtype)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return DiskWriter(key, dims, n_rows, dtype)
+    except OSError as exc:
+        width, itemsize = sum(dims.values()), np.dtype(dtype).itemsize
+        raise cache_write_error(exc, folder, n_rows * width * itemsize, n_rows, width,
+                                itemsize) from exc
+
+
+def open_writer_or_memory(key: str, dims: dict[str, int], n_rows: int,
+                          dtype: np.dtype) -> tuple[MemoryWriter, str | None]:
+    """(writer, None) as :func:`open_writer`, or (:class:`MemoryWriter`, reason) when the
+    cache cannot be written: for extraction code that carries on without a cache.
+
+    ``reason`` is the one-line message of the :class:`~tplib.errors.CacheUnavailableError`;
+    nothing is logged here, the caller reports it (e.g. in the run's warnings).
+    """
+    try:
+        return open_writer(key, dims, n_rows, dtype), None
+    except CacheUnavailableError as exc:
+        return MemoryWriter(dims, n_rows, dtype), str(exc)
+
+
+def common_folder(paths) -> str | None:
+    """The deepest folder holding every file of ``paths`` (absolute, not resolved), or None."""
+    parents = {os.path.dirname(os.path.abspath(p)) for p in paths}
+    if not parents:
+        return None
+    try:
+        return os.path.commonpath(sorted(parents))
+    except ValueError:  # files on different drives (Windows)
+        return None
+
+
+def entry_info(model: str, layers, pool: str, paths, **extra) -> dict:
+    """The ``info`` for :meth:`DiskWriter.finish`: what :func:`cache_info` shows of an entry.
+
+    ``layers``: friendly names, or {friendly name: module name}; ``paths``: the image
+    files (their common folder is stored, not the list). ``extra``: any other
+    JSON-serialisable fields (precision, dtype...).
+    """
+    return {"model": model, "layers": list(layers), "pool": pool,
+            "data_folder": common_folder(paths), **extra}
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def cache_info() -> list[dict]:
-    """One dict per entry (finished or partial): name, size in bytes, state."""
+    """One dict per folder of the feature cache, sorted by name.
+
+    Keys: ``name``, ``path``, ``state`` ("complete", "partial" or "damaged"),
+    ``problem`` (why it is damaged, else ""), ``model``, ``layers`` (list of names),
+    ``pooling``, ``data_folder`` (common folder of the images), ``n_images``,
+    ``done`` (rows written, for partial entries), ``bytes``, ``created`` (ISO 8601
+    UTC, when the entry was finished). Unknown values are None (entries finished
+    without ``info`` have no pooling or data folder). A complete entry's checksums
+    are verified when it is read, not here: "complete" means its structure and
+    file sizes are right.
+    """
     root = feature_cache_dir()
-    if not root.is_dir():
+    try:
+        folders = sorted(e for e in root.iterdir() if e.is_dir())
+    except OSError:  # missing, or not a folder
         return []
     out = []
-    for entry in sorted(root.iterdir()):
-        if not entry.is_dir():
-            continue
-        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-        out.append({"name": entry.name, "bytes": size,
-                    "state": "partial" if entry.name.endswith(".partial") else "complete"})
+    for entry in folders:
+        name = entry.name
+        d = {"name": name, "path": str(entry), "state": "complete", "problem": "",
+             "model": None, "layers": None, "pooling": None, "data_folder": None,
+             "n_images": None, "done": None, "bytes": _folder_bytes(entry), "created": None}
+        key = name[: -len(".partial")] if name.endswith(".partial") else name
+        if "-" in key and ".removing-" not in key:
+            d["model"] = key.rsplit("-", 1)[0]
+        if name.endswith(".partial"):
+            d["state"] = "partial"
+            try:
+                progress = json.loads((entry / "progress.json").read_text(encoding="utf-8"))
+                d["done"], d["n_images"] = int(progress["done"]), progress.get("n_rows")
+            except (OSError, ValueError, KeyError, TypeError):
+                d["done"] = 0
+        elif ".removing-" in name:
+            d["state"], d["problem"] = "damaged", "left over from an interrupted removal"
+        else:
+            problem = _structure_problem(entry)
+            if problem:
+                d["state"], d["problem"] = "damaged", problem
+            else:
+                meta = _read_meta(entry)
+                info = meta.get("info") if isinstance(meta.get("info"), dict) else {}
+                d.update(model=info.get("model") or d["model"], layers=list(meta["layers"]),
+                         pooling=info.get("pool"), data_folder=info.get("data_folder"),
+                         n_images=int(meta["n_rows"]), created=meta.get("created"))
+        out.append(d)
     return out
 
 
@@ -330,3 +691,20 @@ def clear_cache() -> int:
     freed = sum(e["bytes"] for e in cache_info())
     shutil.rmtree(feature_cache_dir(), ignore_errors=True)
     return freed
+
+
+def check_writable() -> None:
+    """Raise :class:`~tplib.errors.CacheUnavailableError` now if the cache cannot be written.
+
+    For runs that must not carry on without a cache (``tplib run --strict``): the
+    problem is found before any image is decoded.
+    """
+    import tempfile
+
+    folder = feature_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise cache_write_error(exc, folder) from exc

@@ -175,10 +175,17 @@ def cmd_cache(args) -> int:
     total = sum(e["bytes"] for e in entries)
     print(f"feature cache: {feature_cache_dir()} ({len(entries)} entries, {total / 1e6:.1f} MB)")
     for e in entries:
-        details = ", ".join(f"{k}={e[k]}" for k in ("model", "layers", "pool", "images", "data", "created")
-                            if e.get(k) not in (None, "", []))
-        print(f"  {e['bytes'] / 1e6:9.1f} MB  {e['state']:<8}  {e['name']}"
-              + (f"  ({details})" if details else ""))
+        print(f"  {e['bytes'] / 1e6:9.1f} MB  {e['state']:<8}  {e['name']}")
+        layers = ", ".join(e.get("layers") or [])
+        details = [f"{e['model']} {layers}" if e.get("model") else "",
+                   f"pool {e['pooling']}" if e.get("pooling") else "",
+                   f"{e['n_images']:,} images" if e.get("n_images") is not None else "",
+                   f"from {e['data_folder']}" if e.get("data_folder") else "",
+                   f"created {e['created']}" if e.get("created") else "",
+                   e.get("problem") or ""]
+        details = [d for d in details if d]
+        if details:
+            print("      " + "; ".join(details))
     return 0
 
 

@@ -2,18 +2,42 @@
 
 :func:`load_dataset` reads any such folder (the unpacked 15 Scene zip, a student's
 own photos, cats vs dogs) and returns file lists and labels; images are decoded
-later, during extraction, where undecodable files are skipped and listed.
+later, during extraction, where undecodable files are skipped and listed. A *flat*
+folder (``ROOT/<class>/*``, no ``train/`` and ``test/``, as many copies of 15 Scene
+and most hand-made datasets are) is split with ``split=N``: N images per class for
+training, the rest for testing (``--split N`` on the command line; N=100 is the 15
+Scene protocol).
 :func:`tplib.datasets.find_dataset` decides which folder to read (a given folder,
 the shared copy, the cache, a download); this module only reads it.
 
 Rules, so that hand-made folders work and nothing is silently wrong:
 
 - class folders are the non-hidden sub-folders of ``train/``; images may sit in
-  nested sub-folders; symlinks are followed (loops are not);
+  nested sub-folders;
+- symbolic links: a linked *file* is followed wherever it points. A linked
+  *sub-folder* inside a class folder is followed only if its real path lies inside
+  the class folder's real path; any other (``up -> ..``, a link to ``/``, to
+  another class, or to a folder elsewhere) is ignored and listed as "symbolic link
+  to a folder outside the class folder", so no image is counted under another
+  class's label and no walk leaves the data. A class folder that is itself a link
+  is followed, unless it points to a folder holding its split or to another folder
+  of the same dataset. Loops are not followed;
+- one file (same real file: symbolic links and hard links alike) is counted once
+  per split: a second path to it is ignored and listed, as "same file as <path>"
+  within a class (the path without links is kept) or "same file already used as
+  class <name>" in a later class (in sorted class order), so a label is never
+  doubled. The same file in train and in test is a warning (it inflates the test
+  accuracy);
+- a folder that cannot be read (permissions) is ignored and listed, never a
+  traceback; links that leave their class, duplicates and unreadable folders are
+  also summed up in :attr:`Dataset.warnings`;
 - hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``), ``__MACOSX``
-  and files without an image extension are ignored and listed;
-- labels are indices into the *train* classes (sorted); a test class unknown to
-  train is an error, a train class missing from test a warning;
+  are ignored silently, files without an image extension are ignored and listed;
+- labels are indices into the *train* classes (sorted). Test class folders are
+  matched to train ones by name, compared in Unicode NFC form (``café`` composed
+  and decomposed are one name, as macOS treats them); a test class unknown to
+  train is an error (one that differs only by letter case is named with its near
+  match), a train class missing from test a warning;
 - a train class without any image is an error that names the folder.
 
 Taught in notebook 04 (loading 15 Scene).
@@ -21,6 +45,7 @@ Taught in notebook 04 (loading 15 Scene).
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,6 +59,17 @@ LAYOUT_HELP = (
     "files> (e.g. the unpacked 15ScenesData.zip: 15SceneData/train/bedroom/image_0001.jpg)."
 )
 _IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
+SOURCES = ("folder", "cache", "download", "generated")
+SPLIT_SEED = 0
+
+# reasons for ignoring an entry
+OUTSIDE_LINK = "symbolic link to a folder outside the class folder"
+LOOP_LINK = "symbolic link to a folder already scanned (a loop)"
+SPLIT_LINK = "symbolic link to a folder that holds this split (classes would mix)"
+DATASET_LINK = "symbolic link to another folder of this dataset (classes or splits would mix)"
+BROKEN_LINK = "broken symbolic link"
+# ignored entries worth a warning: they change which images a class gets
+_NOTABLE = ("symbolic link to a folder", "same file", "cannot read")
 
 
 @dataclass
@@ -41,12 +77,15 @@ class Split:
     """One split of an image-folder dataset.
 
     Attributes:
-        root: the split folder (e.g. ``.../15SceneData/train``).
+        root: the split folder (e.g. ``.../15SceneData/train``; the data folder
+            itself for a flat folder split with ``split=N``).
         name: "train" or "test".
         classes: class names (index = label), shared by both splits.
         paths: (n,) image files, sorted by class then relative path.
         labels: (n,) int64 class indices.
-        ignored: [(path, reason)] files that were not taken as images.
+        ignored: [(path, reason)] files and folders that were not taken as images.
+        source: where the data came from: "folder", "cache", "download" or "generated".
+        origin: free text saying where exactly (a path, a URL), "" if not given.
     """
 
     root: Path
@@ -55,6 +94,8 @@ class Split:
     paths: list[Path]
     labels: np.ndarray
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    source: str = "folder"
+    origin: str = ""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -72,23 +113,21 @@ class Split:
         return replace(self, paths=[self.paths[i] for i in keep], labels=self.labels[keep])
 
 
-#: Where a dataset came from (:attr:`Dataset.source`).
-SOURCES = ("folder", "cache", "download", "generated")
-
-
 @dataclass
 class Dataset:
     """Train and test splits of one folder, with what was noticed while reading it.
 
     Attributes:
-        root: the folder holding ``train/`` and ``test/``.
-        train, test: the two splits.
-        warnings: things noticed while reading (e.g. a class without test images).
+        root: the folder holding ``train/`` and ``test/`` (or the class folders).
+        train, test: the two :class:`Split`.
+        warnings: things noticed that do not stop the run (one line each).
+        split_rule: how train and test were formed: "train/ and test/ folders", or
+            e.g. "flat folder split: 100 train per class, rest test, seed 0".
         source: "folder" (given or shared folder), "cache", "download" or "generated".
         origin: where exactly, in words (for the setup block and reports).
         name: short name ("15scene", "catsdogs", or the folder's name).
         title: for plot titles and reports ("15 Scene").
-        subset_rule: how a subset was chosen, or "" for all images.
+        subset_rule: how a subset was chosen (run profiles), or "" for all images.
         notes: loud lines for banners (generated data).
     """
 
@@ -96,6 +135,7 @@ class Dataset:
     train: Split
     test: Split
     warnings: list[str] = field(default_factory=list)
+    split_rule: str = ""
     source: str = "folder"
     origin: str = ""
     name: str = ""
@@ -104,8 +144,7 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        _check_source(self.source)
         self.name = self.name or self.root.name
         self.title = self.title or self.root.name
 
@@ -126,96 +165,342 @@ class Dataset:
 
     def describe(self) -> str:
         """One line: what, how many, from where."""
-        where = f" ({self.origin})" if self.origin else f" ({self.root})"
+        where = self.origin or str(self.root)
+        if self.split_rule.startswith("flat"):
+            where += f"; {self.split_rule}"
         return (f"{self.title}: {len(self.classes)} classes, {len(self.train):,} train / "
-                f"{len(self.test):,} test images{where}")
+                f"{len(self.test):,} test images ({where})")
 
 
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name in _IGNORED_NAMES
 
 
+def _inside(path: str, folder: str) -> bool:
+    """True if real path ``path`` is ``folder`` or lies below it."""
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def _why(exc: OSError) -> str:
+    return f"cannot read ({exc.strerror or exc})"
+
+
 def _scan_class(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files under ``folder`` (recursively, symlinks followed once)."""
-    images, ignored, seen = [], [], set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop: do not walk the same folder twice
-            dirnames[:] = []
+    """Image files under ``folder`` (recursively) and the ignored entries.
+
+    Linked sub-folders are followed only within the class folder's real path (see
+    the module docstring); unreadable folders become ignored entries.
+    """
+    images, ignored = [], []
+    base = os.path.realpath(folder)
+    visited = {base}
+    stack = [Path(folder)]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            ignored.append((str(current), _why(exc)))
             continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if _hidden(name):
+        subfolders = []
+        for e in entries:
+            if _hidden(e.name):
                 continue
-            if not path.exists():
-                ignored.append((str(path), "broken symbolic link"))
-            elif not is_image_file(name):
+            path = current / e.name
+            try:
+                link = e.is_symlink()
+                is_dir = e.is_dir()
+                is_file = not is_dir and e.is_file()
+            except OSError as exc:
+                ignored.append((str(path), _why(exc)))
+                continue
+            if is_dir:
+                if link:
+                    target = os.path.realpath(path)
+                    if not _inside(target, base):
+                        ignored.append((str(path), OUTSIDE_LINK))
+                        continue
+                    if target in visited:
+                        ignored.append((str(path), LOOP_LINK))
+                        continue
+                    visited.add(target)
+                else:
+                    visited.add(os.path.realpath(path))
+                subfolders.append(path)
+            elif not is_file:
+                if link and not os.path.exists(path):
+                    ignored.append((str(path), BROKEN_LINK))
+                else:
+                    ignored.append((str(path), "not a regular file"))
+            elif not is_image_file(e.name):
                 ignored.append((str(path), f"not an image file name ({path.suffix or 'no extension'})"))
             else:
                 images.append(path)
+        stack.extend(reversed(subfolders))
     images.sort(key=lambda p: str(p.relative_to(folder)))
     return images, ignored
 
 
-def scan_split(split_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
-    """{class name: image files} for one split folder, plus ignored files."""
+def _file_id(path: Path):
+    """Identity of the file ``path`` leads to: (device, inode), or its real path."""
+    st = os.stat(path)
+    if st.st_ino:
+        return (st.st_dev, st.st_ino)
+    return os.path.normcase(os.path.realpath(path))  # file systems without inode numbers
+
+
+def _direct(path: Path, folder: Path) -> bool:
+    """True if ``path`` reaches its file without a symbolic link below ``folder``."""
+    rel = os.path.relpath(path, folder)
+    return os.path.realpath(path) == os.path.join(os.path.realpath(folder), rel)
+
+
+def _dedupe(split_dir: Path, per_class: dict[str, list[Path]], ignored: list) -> dict:
+    """Drop second paths to one file (see the module docstring); returns {file id: (path, class)}.
+
+    Within a class the path without symbolic links is kept (else the first in
+    sorted order); across classes the first class in sorted order keeps the file.
+    """
+    seen = {}
+    for cls in sorted(per_class):
+        groups: dict = {}
+        for path in per_class[cls]:
+            try:
+                groups.setdefault(_file_id(path), []).append(path)
+            except OSError as exc:
+                ignored.append((str(path), _why(exc)))
+        keep = set()
+        for fid, paths in groups.items():
+            if fid in seen:
+                ignored.extend((str(p), f"same file already used as class {seen[fid][1]}")
+                               for p in paths)
+                continue
+            first = paths[0]
+            if len(paths) > 1:
+                first = next((p for p in paths if _direct(p, split_dir / cls)), paths[0])
+                ignored.extend((str(p), f"same file as {first}") for p in paths if p is not first)
+            seen[fid] = (first, cls)
+            keep.add(id(first))
+        per_class[cls] = [p for p in per_class[cls] if id(p) in keep]
+    return seen
+
+
+def scan_split(split_dir: Path, *, dataset_root: Path | None = None
+               ) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
+    """{class name: image files} for one split folder, plus ignored files and folders.
+
+    ``dataset_root``: the folder a linked class folder must not point into (default
+    the split folder's parent: the one holding ``train/`` and ``test/``).
+    """
+    return _scan_split(split_dir, dataset_root)[:2]
+
+
+def _scan_split(split_dir: Path, dataset_root: Path | None = None, top: str = "split folder"):
+    """scan_split, also returning the {file id: (path, class)} of the kept files."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir} does not exist or is not a folder. {LAYOUT_HELP}")
+    try:
+        entries = sorted(split_dir.iterdir())
+    except OSError as exc:
+        raise DataError(f"cannot read {split_dir} ({exc.strerror or exc}): check its "
+                        "permissions") from None
+    split_real = os.path.realpath(split_dir)
+    root_real = os.path.realpath(dataset_root if dataset_root is not None else split_dir.parent)
     per_class, ignored = {}, []
-    for entry in sorted(split_dir.iterdir()):
+    for entry in entries:
         if _hidden(entry.name):
             continue
-        if entry.is_dir():
+        try:
+            is_dir = entry.is_dir()
+            link = entry.is_symlink()
+        except OSError as exc:
+            ignored.append((str(entry), _why(exc)))
+            continue
+        if is_dir:
+            if link:
+                target = os.path.realpath(entry)
+                if _inside(split_real, target):
+                    ignored.append((str(entry), SPLIT_LINK))
+                    continue
+                if _inside(target, root_real):
+                    ignored.append((str(entry), DATASET_LINK))
+                    continue
             per_class[entry.name], more = _scan_class(entry)
             ignored.extend(more)
+        elif link and not os.path.exists(entry):
+            ignored.append((str(entry), BROKEN_LINK))
         else:
-            ignored.append((str(entry), "file directly in the split folder, not in a class folder"))
+            ignored.append((str(entry), f"file directly in the {top}, not in a class folder"))
     if not per_class:
         raise DataError(f"{split_dir} has no class sub-folders. {LAYOUT_HELP}")
-    return per_class, ignored
+    seen = _dedupe(split_dir, per_class, ignored)
+    return per_class, ignored, seen
 
 
-def resolve_root(data: str | os.PathLike) -> Path:
-    """The folder holding ``train/`` and ``test/``: ``data`` itself or its only child."""
+def _holds_images(folder: Path) -> bool:
+    """True if ``folder`` directly holds at least one image file (not hidden)."""
+    try:
+        with os.scandir(folder) as it:
+            return any(not _hidden(e.name) and is_image_file(e.name) and e.is_file() for e in it)
+    except OSError:
+        return False
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(c for c in root.iterdir() if not _hidden(c.name) and c.is_dir())
+
+
+def _find_layout(data: str | os.PathLike) -> tuple[Path, str]:
+    """(root, "split") for a folder with ``train/``, or (root, "flat") for a folder
+    of class folders directly holding images; else :class:`DataError`."""
     root = Path(data).expanduser()
-    if not root.exists():
-        raise DataError(f"{root} does not exist. {LAYOUT_HELP}")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder. {LAYOUT_HELP}")
-    if (root / "train").is_dir():
-        return root
-    children = [c for c in root.iterdir() if c.is_dir() and not _hidden(c.name)]
-    nested = [c for c in children if (c / "train").is_dir()]
-    if len(nested) == 1:  # the folder the course zip was unpacked into
-        return nested[0]
-    found = ", ".join(sorted(c.name for c in children)[:10]) or "no sub-folders"
+    try:
+        if not root.exists():
+            raise DataError(f"{root} does not exist. {LAYOUT_HELP}")
+        if not root.is_dir():
+            raise DataError(f"{root} is not a folder. {LAYOUT_HELP}")
+        if (root / "train").is_dir():
+            return root, "split"
+        children = _class_folders(root)
+        nested = [c for c in children if (c / "train").is_dir()]
+        if len(nested) == 1:  # the folder the course zip was unpacked into
+            return nested[0], "split"
+        if any(_holds_images(c) for c in children):
+            return root, "flat"
+        if len(children) == 1 and any(_holds_images(c) for c in _class_folders(children[0])):
+            return children[0], "flat"  # a flat folder unpacked into a folder of its own
+    except PermissionError as exc:
+        raise DataError(f"cannot read {exc.filename or root} ({exc.strerror}): check its "
+                        "permissions") from None
+    found = ", ".join(c.name for c in children[:10]) or "no sub-folders"
     raise DataError(f"{root} has no train/ folder (found: {found}). {LAYOUT_HELP}")
 
 
-def load_dataset(data: str | os.PathLike, *, source: str = "folder", origin: str = "") -> Dataset:
-    """Read ``data`` (see :func:`resolve_root`) into train and test splits.
+def _flat_help(root: Path) -> str:
+    names = [c.name for c in _class_folders(root) if _holds_images(c)]
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (f"{root} holds class folders directly ({len(names)}: {shown}) and no train/ and "
+            "test/ folders: say how many images per class to train on, with --split N on "
+            "the command line or split=N in Python (N=100 is the 15 Scene protocol)")
 
-    ``source`` and ``origin`` are stored on the dataset (see :class:`Dataset`).
 
-    Raises :class:`DataError` for a missing folder, a wrong layout, a train class
-    without images, or test classes that train does not have.
+def resolve_root(data: str | os.PathLike, *, flat: bool = False) -> Path:
+    """The folder holding ``train/`` and ``test/``: ``data`` itself or its only child.
+
+    With ``flat=True`` a folder of class folders (directly holding images, no
+    ``train/``) is also returned; otherwise it is a :class:`DataError` naming the
+    ``split`` option (see :func:`load_dataset`).
     """
-    root = resolve_root(data)
-    train_files, train_ignored = scan_split(root / "train")
-    test_files, test_ignored = scan_split(root / "test")
-    empty = [c for c, files in train_files.items() if not files]
-    if empty:
-        raise DataError(
-            "no images in " + ", ".join(str(root / "train" / c) for c in empty)
-            + ": add images to these class folders or remove them.")
-    classes = sorted(train_files)
-    unknown = sorted(set(test_files) - set(classes))
+    root, layout = _find_layout(data)
+    if layout == "flat" and not flat:
+        raise DataError(_flat_help(root))
+    return root
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _match_test_classes(root: Path, classes: list[str], test_files: dict) -> dict:
+    """Test class folder name -> train class name (names compared in NFC form)."""
+    by_nfc = {}
+    for c in classes:
+        if _nfc(c) in by_nfc:
+            raise DataError(f"{root / 'train' / by_nfc[_nfc(c)]} and {root / 'train' / c} have "
+                            "the same name in two Unicode forms (composed and decomposed "
+                            "accents): rename one of them")
+        by_nfc[_nfc(c)] = c
+    mapping, used, case_only, unknown = {}, {}, [], []
+    for t in sorted(test_files):
+        c = by_nfc.get(_nfc(t))
+        if c is None:
+            near = [c for c in classes if _nfc(c).casefold() == _nfc(t).casefold()]
+            (case_only.append((t, near[0])) if near else unknown.append(t))
+            continue
+        if c in used:
+            raise DataError(f"{root / 'test' / used[c]} and {root / 'test' / t} have the same "
+                            "name in two Unicode forms (composed and decomposed accents): "
+                            "rename one of them")
+        used[c] = t
+        mapping[t] = c
+    if case_only:
+        pairs = ", ".join(f"test/{t} vs train/{c}" for t, c in case_only)
+        raise DataError(f"in {root}, class folders differ only by letter case: {pairs}; rename "
+                        "one of each pair (labels are matched by exact name)")
     if unknown:
         raise DataError(
             f"{root / 'test'} has classes that {root / 'train'} does not: {', '.join(unknown)}. "
             "Both splits must use the same class folder names (labels are matched by name).")
+    return mapping
+
+
+def _empty_class_error(folders: list[Path], ignored: list) -> DataError:
+    msg = "no images in " + ", ".join(str(f) for f in folders)
+    notes = [(p, r) for p, r in ignored for f in folders if _inside(p, str(f))]
+    if notes:
+        msg += f" ({len(notes)} entries ignored there, e.g. {notes[0][0]}: {notes[0][1]})"
+    return DataError(msg + ": add images to these class folders or remove them.")
+
+
+def _notable_warnings(name: str, ignored: list) -> list[str]:
+    notable = [(p, r) for p, r in ignored if r.startswith(_NOTABLE)]
+    if not notable:
+        return []
+    p, r = notable[0]
+    return [f"{len(notable)} files or folders of {name} were ignored (links leaving their class "
+            f"folder, files reached twice, unreadable folders); first: {p}: {r}"]
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+
+
+def load_dataset(data: str | os.PathLike, *, split: int | None = None, source: str = "folder",
+                 origin: str = "") -> Dataset:
+    """Read ``data`` (see :func:`resolve_root`) into train and test splits.
+
+    Args:
+        data: a folder with ``train/`` and ``test/`` (or its parent), or, with
+            ``split``, a folder of class folders.
+        split: for a flat folder of class folders: N images per class for training,
+            the rest for testing, drawn by ``numpy.random.default_rng(0).permutation``
+            over each class's sorted files (the same split on every machine).
+            Recorded in :attr:`Dataset.split_rule`; the entries ignored while
+            scanning the folder are listed on the train split.
+        source, origin: stored on the dataset and both splits (where the data came
+            from; ``source`` is one of "folder", "cache", "download", "generated").
+
+    Raises :class:`DataError` for a missing folder, a wrong layout, a train class
+    without images, test classes that train does not have, a flat folder without
+    ``split`` (or ``split`` with ``train/`` and ``test/``), or a class with at most
+    ``split`` images.
+    """
+    _check_source(source)
+    if split is not None and (isinstance(split, bool) or not isinstance(split, (int, np.integer))
+                              or split < 1):
+        raise ValueError(f"split must be a whole number of images per class (1 or more), "
+                         f"not {split!r}")
+    root, layout = _find_layout(data)
+    if layout == "flat":
+        if split is None:
+            raise DataError(_flat_help(root))
+        return _load_flat(root, int(split), source, origin)
+    if split is not None:
+        raise DataError(f"{root} already has train/ and test/ folders: leave out split={split} "
+                        "(--split), which only splits a folder of class folders")
+    train_files, train_ignored, train_ids = _scan_split(root / "train")
+    test_files, test_ignored, test_ids = _scan_split(root / "test")
+    empty = [c for c, files in train_files.items() if not files]
+    if empty:
+        raise _empty_class_error([root / "train" / c for c in empty], train_ignored)
+    classes = sorted(train_files)
+    mapping = _match_test_classes(root, classes, test_files)
+    test_files = {mapping[t]: files for t, files in test_files.items()}
     warnings = []
     absent = [c for c in classes if not test_files.get(c)]
     if absent:
@@ -223,12 +508,50 @@ def load_dataset(data: str | os.PathLike, *, source: str = "folder", origin: str
                         "cannot be measured")
     if not any(test_files.values()):
         raise DataError(f"no images in {root / 'test'}. {LAYOUT_HELP}")
+    both = sorted(set(train_ids) & set(test_ids), key=lambda k: str(test_ids[k][0]))
+    if both:
+        t, tr = test_ids[both[0]][0], train_ids[both[0]][0]
+        warnings.append(f"{len(both)} files are in both train and test (e.g. {t} is {tr}): "
+                        "the test accuracy is inflated; remove them from one split")
+    warnings += _notable_warnings("train", train_ignored) + _notable_warnings("test", test_ignored)
     index = {c: i for i, c in enumerate(classes)}
 
     def make(name, files, ignored):
         paths = [p for c in classes for p in files.get(c, [])]
         labels = np.array([index[c] for c in classes for _ in files.get(c, [])], dtype=np.int64)
-        return Split(root / name, name, classes, paths, labels, ignored)
+        return Split(root / name, name, classes, paths, labels, ignored, source, origin)
 
     return Dataset(root, make("train", train_files, train_ignored),
-                   make("test", test_files, test_ignored), warnings, source=source, origin=origin)
+                   make("test", test_files, test_ignored), warnings,
+                   "train/ and test/ folders", source, origin)
+
+
+def _load_flat(root: Path, n_train: int, source: str, origin: str) -> Dataset:
+    """A flat folder of class folders split into ``n_train`` per class and the rest."""
+    files, ignored, _ = _scan_split(root, dataset_root=root, top="data folder")
+    empty = [c for c, f in files.items() if not f]
+    if empty:
+        raise _empty_class_error([root / c for c in sorted(empty)], ignored)
+    classes = sorted(files)
+    small = [c for c in classes if len(files[c]) <= n_train]
+    if small:
+        listed = ", ".join(f"{c} ({len(files[c])} images: {root / c})" for c in small)
+        raise DataError(f"split={n_train} keeps {n_train} images per class for training and "
+                        f"needs at least one more for testing; too few in {listed}: lower N "
+                        "(--split N, split=N) or add images")
+    train_paths, train_labels, test_paths, test_labels = [], [], [], []
+    for label, c in enumerate(classes):
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(files[c]))
+        for i in sorted(order[:n_train]):
+            train_paths.append(files[c][i])
+            train_labels.append(label)
+        for i in sorted(order[n_train:]):
+            test_paths.append(files[c][i])
+            test_labels.append(label)
+    rule = f"flat folder split: {n_train} train per class, rest test, seed {SPLIT_SEED}"
+    train = Split(root, "train", classes, train_paths, np.array(train_labels, dtype=np.int64),
+                  ignored, source, origin)
+    test = Split(root, "test", classes, test_paths, np.array(test_labels, dtype=np.int64),
+                 [], source, origin)
+    return Dataset(root, train, test, _notable_warnings("the data folder", ignored), rule,
+                   source, origin)

@@ -186,8 +186,7 @@ def _from_path(path: Path, split: int | None) -> Dataset:
         dataset = load_dataset(safe_extract_zip(path, target), source="folder",
                                origin=f"zip {path}, unpacked to {target}")
     else:
-        extra = {"split": split} if split is not None else {}
-        dataset = load_dataset(path, source="folder", origin=f"folder {path}", **extra)
+        dataset = load_dataset(path, split=split, source="folder", origin=f"folder {path}")
     dataset.name = dataset.root.name
     dataset.title = "15 Scene" if dataset.root.name == "15SceneData" else dataset.root.name
     return dataset

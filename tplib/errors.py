@@ -49,3 +49,12 @@ class LayerError(TplibError, KeyError):
 
 class MemoryBudgetError(TplibError):
     """Features would not fit in memory; the message suggests pooling."""
+
+
+class CacheUnavailableError(TplibError):
+    """The feature cache folder cannot be created or written; features can still be
+    computed without it (the message names the folder)."""
+
+
+class DiskFullError(CacheUnavailableError):
+    """The disk of the feature cache is full; the message says how much space the entry needs."""

@@ -25,6 +25,7 @@ Taught in notebook 04 (relu7 + SVM) and 05 (layer sweep).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 import weakref
@@ -56,6 +57,8 @@ from .images import load_image, load_rgb
 from .models import Backbone
 from .preprocess import Preprocess
 from .profile import default_engine, default_progress
+
+logger = logging.getLogger("tplib")
 
 
 class _StopForward(Exception):
@@ -394,13 +397,19 @@ def extract_features(
     t0 = time.perf_counter()
     dims, order = probe_layers(backbone, nodes, pool)
     check_memory(dims, len(paths), np_dtype.itemsize, engine.max_bytes, pool)
-    writer = (feature_cache.open_writer(key, dims, len(paths), np_dtype) if key is not None
-              else feature_cache.MemoryWriter(dims, len(paths), np_dtype))
+    if key is not None:
+        writer, unavailable = feature_cache.open_writer_or_memory(key, dims, len(paths), np_dtype)
+        if unavailable:  # a read-only or full cache: the features are still computed
+            logger.warning("%s; computing without the cache", unavailable)
+            settings["cache"] = f"unavailable: {unavailable}"
+    else:
+        writer = feature_cache.MemoryWriter(dims, len(paths), np_dtype)
+    info = feature_cache.entry_info(backbone.name, nodes, pool, paths, precision=prec, dtype=dtype)
     with writer:
         resumed = writer.done
         _run_extraction(backbone, paths, nodes, order, pool, batch_size, prec, dev, use_cl,
                         fold_bn, threads, progress, desc, writer)
-        arrays, valid, skipped = writer.finish()
+        arrays, valid, skipped = writer.finish(info=info)
     return Features(
         arrays={layer: arrays[layer] for layer in layers}, labels=labels[valid],
         paths=[str(p) for p, v in zip(paths, valid) if v], skipped=skipped, classes=classes,

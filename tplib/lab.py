@@ -73,7 +73,9 @@ class LabResult:
         per_class_support: K test counts; confusion_matrix: K x K counts (row = true).
         settings: everything that defines the numbers (layer, pool, C, preprocessing...).
         timings: seconds per step, and "images_per_second" when features were computed.
-        skipped: [{"path", "reason"}] undecodable images; warnings: other remarks.
+        skipped: [{"path", "reason"}] undecodable images; ignored: [{"path", "reason"}]
+            files not taken as images (stray files, links leaving their class folder...);
+            warnings: other remarks.
         cache: feature cache entries used and whether both were hits.
         report: paths of the written files ("metrics", "summary", ...).
     """
@@ -93,6 +95,7 @@ class LabResult:
     settings: dict
     timings: dict
     skipped: list[dict] = field(default_factory=list)
+    ignored: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cache: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
@@ -135,6 +138,10 @@ def check_options(opts: LabOptions):
     if opts.out is not None and Path(opts.out).exists() and not Path(opts.out).is_dir():
         raise OptionError(f"--out {opts.out} is an existing file; give a folder for the report")
     engine.check_device()
+    if opts.strict and opts.cache:  # --strict never carries on without the cache
+        from .cache import check_writable
+
+        check_writable()
     return profile, engine, C
 
 
@@ -261,7 +268,9 @@ def run_lab(opts: LabOptions) -> LabResult:
         },
         timings=timings,
         skipped=[{"path": p, "reason": r} for p, r in skipped],
-        warnings=dataset.warnings + res.warnings,
+        ignored=[{"path": p, "reason": r} for p, r in dataset.train.ignored + dataset.test.ignored],
+        warnings=dataset.warnings + res.warnings + [
+            f"features of {f.settings['cache']}" for f in (train, test) if "cache" in f.settings][:1],
         cache={"train": str(train.cache_path) if train.cache_path else None,
                "test": str(test.cache_path) if test.cache_path else None,
                "hit": bool(train.from_cache and test.from_cache)},

@@ -211,6 +211,11 @@ def _summary_markdown(result: Mapping[str, Any], created: str) -> str:
               f"![Row-normalised confusion matrix]({CONFUSION_NAME})", "",
               f"![Per-class accuracy]({PER_CLASS_NAME})"]
     lines += ["", "## Skipped files", ""] + _md_skipped(result.get("skipped") or [])
+    ignored = result.get("ignored") or []
+    lines += ["", "## Ignored files", ""]
+    lines += ([f"{len(ignored)} file(s) or folder(s) were not taken as images.", ""]
+              + [f"- {_md_code(str(i.get('path', '?')))}: {i.get('reason', '')}"
+                 for i in ignored[:MAX_SKIPPED_LISTED]] if ignored else ["none"])
     warnings = result.get("warnings") or []
     lines += ["", "## Warnings", ""] + ([f"- {w}" for w in warnings] or ["none"])
     return "\n".join(lines) + "\n"
