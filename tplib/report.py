@@ -85,13 +85,22 @@ def _metrics_json(result: Mapping[str, Any], created: str) -> str:
 # ------------------------------------------------------------------------ figures
 
 
+def _figure_title(result: Mapping[str, Any], what: str) -> str:
+    """Run title, then accuracy, test size and weights: a figure must stand on its own."""
+    settings = result.get("settings") or {}
+    weights = result.get("weights") or settings.get("weights") or "?"
+    import textwrap
+
+    text = (f"{result.get('title', 'Lab run')}\n{what}: accuracy {_accuracy_text(result)}, "
+            f"weights {weights}")
+    return "\n".join(textwrap.fill(line, 64) for line in text.splitlines())
+
+
 def _confusion_figure(result: Mapping[str, Any]) -> Any:
     from .viz import plot_confusion_matrix
 
-    return plot_confusion_matrix(
-        result["confusion_matrix"], result["classes"], normalize=True,
-        title=f"{result.get('title', 'Confusion matrix')}\nrow-normalised confusion matrix",
-    )
+    return plot_confusion_matrix(result["confusion_matrix"], result["classes"], normalize=True,
+                                 title=_figure_title(result, "row-normalised confusion matrix"))
 
 
 def _per_class_figure(result: Mapping[str, Any]) -> Any:
@@ -99,7 +108,8 @@ def _per_class_figure(result: Mapping[str, Any]) -> Any:
 
     return plot_per_class_accuracy(
         result["classes"], result["per_class_accuracy"], overall=result.get("accuracy"),
-        title=f"{result.get('title', 'Per-class accuracy')}\nper-class accuracy",
+        support=result.get("per_class_support"),
+        title=_figure_title(result, "per-class accuracy"),
     )
 
 

@@ -112,6 +112,19 @@ def _row_normalize(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, sums, out=np.zeros(cm.shape, dtype=np.float64), where=sums > 0)
 
 
+def cell_text(value: float, normalize: bool) -> str:
+    """The text written in a confusion-matrix cell.
+
+    Exact zeros are "0"; a non-zero fraction that would round to 0.00 is "<.01", so a
+    rare confusion never looks like none; other fractions have 2 decimals, counts none.
+    """
+    if value == 0:
+        return "0"
+    if not normalize:
+        return f"{int(value)}"
+    return "<.01" if value < 0.005 else f"{value:.2f}"
+
+
 def _annotate_cells(ax: Axes, values: np.ndarray, normalize: bool, vmax: float) -> None:
     """Write each cell's value; exact zeros are a faint "0" so the non-zero cells stand out."""
     k = values.shape[0]
@@ -119,13 +132,10 @@ def _annotate_cells(ax: Axes, values: np.ndarray, normalize: bool, vmax: float) 
     for i in range(k):
         for j in range(k):
             v = values[i, j]
-            if v == 0:
-                text, color = "0", "0.7"
-            else:
-                text = f"{v:.2f}" if normalize else f"{int(v)}"
-                # Dark text on light cells, white on dark ones, to stay legible.
-                color = "white" if v > 0.5 * vmax else "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+            # Dark text on light cells, white on dark ones, to stay legible.
+            color = "0.7" if v == 0 else ("white" if v > 0.5 * vmax else "black")
+            ax.text(j, i, cell_text(v, normalize), ha="center", va="center", fontsize=fontsize,
+                    color=color)
 
 
 def plot_confusion_matrix(
@@ -164,7 +174,8 @@ def plot_confusion_matrix(
 
     im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    cbar.set_label("fraction of the true class" if normalize else "number of images")
+    cbar.set_label("fraction of the true class's test images (each row sums to 1)" if normalize
+                   else "number of test images")
 
     tick_size = 9.0 if k <= _MAX_ANNOTATED_CLASSES else max(4.0, 180.0 / k)
     ticks = np.arange(k)
@@ -179,6 +190,9 @@ def plot_confusion_matrix(
 
     if k <= _MAX_ANNOTATED_CLASSES:
         _annotate_cells(ax, values, normalize, vmax)
+        if normalize and owned:
+            fig.text(0.01, 0.01, '"0": no image; "<.01": under 1% of the class', fontsize=7,
+                     color="0.4")
     if owned:
         fig.tight_layout()
     return fig
@@ -192,6 +206,7 @@ def plot_per_class_accuracy(
     accuracies: Any,
     *,
     overall: float | None = None,
+    support: Any | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -202,6 +217,8 @@ def plot_per_class_accuracy(
         accuracies: K floats in [0, 1] (array, tensor or list); NaN / None (a class with
             no test image) is drawn as an empty bar labelled "n/a".
         overall: if given, a dashed vertical line at the overall accuracy.
+        support: K test-image counts; shown as "coast (n=5)" and "3/5" beside the bar
+            (with 5 test images, 0.60 is three correct).
         ax: draw into these axes instead of a new figure.
         title: defaults to "Per-class accuracy".
 
@@ -213,14 +230,19 @@ def plot_per_class_accuracy(
         raise ValueError(f"{len(classes)} class names but accuracies of shape {acc.shape}")
     # Sort ascending: barh puts index 0 at the bottom, so the best class ends up on top.
     order = np.argsort(np.where(np.isnan(acc), -1.0, acc), kind="stable")
-    names = [str(classes[i]) for i in order]
+    counts = None if support is None else [int(n) for n in _to_numpy(support).tolist()]
+    if counts is not None and len(counts) != len(classes):
+        raise ValueError(f"{len(classes)} class names but {len(counts)} support counts")
+    names = [str(classes[i]) + ("" if counts is None else f" (n={counts[i]})") for i in order]
     vals = acc[order]
 
     fig, ax, owned = _figure_and_axes(ax, (7.0, max(3.0, 0.32 * len(names) + 1.3)))
     y = np.arange(len(names))
     ax.barh(y, np.nan_to_num(vals, nan=0.0), color="tab:blue", height=0.7)
-    for yi, v in zip(y, vals):
+    for yi, v, i in zip(y, vals, order):
         label = "n/a" if np.isnan(v) else f"{v:.2f}"
+        if counts is not None and not np.isnan(v):
+            label += f"  ({round(v * counts[i])}/{counts[i]})"
         # White box so the dashed "overall" line, often right there, does not cross the digits.
         ax.text((0.0 if np.isnan(v) else v) + 0.01, yi, label, va="center", fontsize=8, zorder=4,
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.85})
@@ -232,7 +254,7 @@ def plot_per_class_accuracy(
 
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=9)
-    ax.set_xlim(0.0, 1.1)  # room for the value printed past a bar at 1.00
+    ax.set_xlim(0.0, 1.1 if counts is None else 1.25)  # room for the value past a bar at 1.00
     ax.set_xlabel("Accuracy")
     ax.set_title(title if title is not None else "Per-class accuracy")
     ax.grid(axis="x", alpha=0.3)
