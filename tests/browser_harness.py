@@ -1,17 +1,23 @@
-"""Drive notebooks' ipywidgets views in a real JupyterLab 4 in headless Chromium.
+r"""Drive notebooks' ipywidgets views in a real JupyterLab 4 in headless Chromium.
 
-A test names a notebook and what its views must do when a person uses them::
+A test names a notebook and what its views must do when a person uses them (the
+fixtures ``browser`` and ``screenshot_dir`` come from tests/conftest.py)::
 
-    from browser_harness import View, browser_session, check_notebook, running_lab
+    import pytest
+    from browser_harness import View, check_notebook, running_lab
 
+    NOTEBOOK = REPO / "notebooks" / "activations.ipynb"
     VIEWS = [
         View("slider", label="channel", press=["ArrowRight"], output_contains="channel 1",
              output_image=True),
-        View("dropdown", label="layer", option="conv5_3", output_contains="100,352"),
+        View("dropdown", label="layer", option="conv5_3", output_contains="conv5_3"),
+        View("slider", label="C", value=10, output_matches=r"accuracy \d+\.\d%"),
+        View("upload", label="photo", files=[PHOTO], output_image=True),
     ]
 
-    def test_views(browser, screenshot_dir):
-        with running_lab([NOTEBOOK]) as lab:
+    @pytest.mark.browser
+    def test_activation_views(browser, screenshot_dir):
+        with running_lab([NOTEBOOK], env={"TPLIB_REAL_DATA": str(DATA)}) as lab:
             result = check_notebook(lab, browser, NOTEBOOK.name, VIEWS,
                                     screenshot_dir=screenshot_dir)
         print(result.summary())
@@ -19,9 +25,11 @@ A test names a notebook and what its views must do when a person uses them::
 ``running_lab`` serves COPIES of the notebooks with every output and the saved widget
 state removed, so a view can only pass when a live kernel drew it. ``check_notebook``
 opens the notebook, runs all cells, fails on a cell error, a traceback inside a widget's
-output, a widget that cannot render (ipywidgets' red error box) or a traceback in the
-kernel's log, then applies each ``View`` and waits until the output next to the control
-changes. Every failure raises ``NotebookError`` with what the page showed.
+Output or in JupyterLab's log console (where ipywidgets sends an ``observe`` callback's
+exception), a widget that cannot render (ipywidgets' red error box), a dialog or a dead
+kernel, then applies each ``View`` and waits until the output next to the control changes
+and holds still. Every failure raises ``NotebookError`` with what the page showed and the
+path of a screenshot.
 
 Everything runs in temporary folders (Jupyter config, data, runtime, lab settings,
 workspaces, IPython profile): the user's settings never matter, and ``running_lab``
@@ -59,13 +67,16 @@ __all__ = [
     "NotebookResult",
     "View",
     "ViewResult",
+    "browser",
     "browser_session",
     "check_notebook",
+    "chromium",
     "chromium_executable",
     "clean_notebook_copy",
     "require_browser",
-    "screenshot_folder",
     "running_lab",
+    "screenshot_dir",
+    "screenshot_folder",
 ]
 
 CHROMIUM_ARGS = [
@@ -171,8 +182,6 @@ def _playwright_missing() -> str | None:
 
 def require_browser() -> str:
     """Chromium's path, or skip the calling test (fail when ``TPLIB_REQUIRE_BROWSER=1``)."""
-    import pytest
-
     reason = _playwright_missing()
     exe = chromium_executable()
     if reason is None and exe is None:
@@ -243,9 +252,12 @@ class JupyterLab:
     """A ``jupyter lab`` server on 127.0.0.1 serving clean copies of some notebooks.
 
     Use it through ``running_lab(...)`` (or as a context manager). ``root`` holds the
-    copies; ``url(name)`` opens one; ``log_text()`` is the server's and the kernels'
-    output (kernels inherit the server's stderr, so a traceback from a widget callback
-    that ipywidgets only logs lands there).
+    copies; ``url(name)`` opens one; ``log_text()`` is the server's log, with what its
+    kernels wrote to their real stdout/stderr (a crash, a C-level warning).
+
+    Every process it starts carries ``TPLIB_LAB_ID`` in its environment: ``stop()`` ends
+    the server's process tree and any process holding that mark, so a kernel's child that
+    left the process group (or was orphaned) is found as well.
     """
 
     def __init__(self, notebooks: Iterable[Path | str], *, workdir: Path | str | None = None,
@@ -263,6 +275,7 @@ class JupyterLab:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.token = secrets.token_hex(24)
+        self.lab_id = secrets.token_hex(8)
         self.processes: list[psutil.Process] = []  # everything the server started, seen at stop
 
     # ---- paths and URLs
@@ -343,6 +356,7 @@ class JupyterLab:
             "JUPYTER_PLATFORM_DIRS": "1",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
             "PYTHONUNBUFFERED": "1",
+            "TPLIB_LAB_ID": self.lab_id,
         })
         env.update(self.extra_env)
         return env
@@ -392,21 +406,18 @@ class JupyterLab:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        seen = {p.pid: p for p in [psutil.Process(proc.pid)] if proc.poll() is None}
-        for p in self._descendants_of(proc.pid):
-            seen[p.pid] = p
+        seen = self._own_processes(proc.pid, {})
         if proc.poll() is None:
             with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                 self.api("POST", "/api/shutdown", timeout=timeout)  # stops the kernels first
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            # The server's group, then every process it ever had (kernels run in their own
-            # session, so the group alone would miss them).
+        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
+            # The server's group, then every process it had or that carries its mark
+            # (kernels run in sessions of their own: the group alone would miss them).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)
+            seen = self._own_processes(proc.pid, seen)
             alive = [p for p in seen.values() if _alive(p)]
             for p in alive:
                 with contextlib.suppress(psutil.NoSuchProcess):
@@ -414,7 +425,7 @@ class JupyterLab:
             psutil.wait_procs(alive, timeout=5)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            if not any(_alive(p) for p in seen.values()):
+            if not any(_alive(p) for p in self._own_processes(proc.pid, seen).values()):
                 break
         self.processes = list(seen.values())
         if self._tmp is not None:
@@ -424,12 +435,22 @@ class JupyterLab:
         if check and survivors:
             raise LeftoverProcesses(f"still running after the lab stopped: {survivors}")
 
-    @staticmethod
-    def _descendants_of(pid: int) -> list[psutil.Process]:
-        try:
-            return psutil.Process(pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
+    def _own_processes(self, pid: int, seen: dict[int, psutil.Process]) -> dict[int, psutil.Process]:
+        """``seen`` plus the server, its descendants and every process with its mark."""
+        found = dict(seen)
+        with contextlib.suppress(psutil.Error):
+            server = psutil.Process(pid)
+            found.setdefault(pid, server)
+            for p in server.children(recursive=True):
+                found.setdefault(p.pid, p)
+        me = os.getpid()
+        for p in psutil.process_iter():
+            if p.pid in found or p.pid == me:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if p.environ().get("TPLIB_LAB_ID") == self.lab_id:
+                    found[p.pid] = p
+        return found
 
     def __enter__(self) -> "JupyterLab":
         return self.start()
@@ -1033,3 +1054,30 @@ def check_notebook(lab: JupyterLab, browser, name: str, views: Sequence[View] = 
             lab.shutdown_kernels()
     result.total_seconds = time.monotonic() - t0
     return result
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+# tests/conftest.py imports these, so every test module can ask for them.
+
+import pytest  # noqa: E402  (the harness is test code; the helpers above do not need it)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Chromium's path; skips (fails with ``TPLIB_REQUIRE_BROWSER=1``) without a browser."""
+    return require_browser()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """A headless Chromium for one test module (closed after it)."""
+    with browser_session(chromium) as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where notebook screenshots go (``TPLIB_SCREENSHOTS`` or pytest's tmp dir)."""
+    path = screenshot_folder(tmp_path_factory)
+    print(f"\nscreenshots: {path}")
+    return path

@@ -24,12 +24,9 @@ from browser_harness import (
     LabPage,
     NotebookError,
     View,
-    browser_session,
     check_notebook,
     clean_notebook_copy,
-    require_browser,
     running_lab,
-    screenshot_folder,
 )
 
 DATA = Path(__file__).resolve().parent / "data" / "browser"
@@ -59,49 +56,27 @@ BAD_OBSERVER = (
 )
 
 
-def _variant(dst: Path, *, broken: bool = False, append: str | None = None,
-             insert_after: int | None = None) -> Path:
+def _variant(dst: Path, *, broken: bool = False, append: tuple[str, ...] = ()) -> Path:
+    """The fixture with ``BROKEN = True`` and/or extra code cells at its end."""
     nb = json.loads(FIXTURE.read_text())
     for cell in nb["cells"]:
         src = "".join(cell["source"])
         if broken:
             src = src.replace("BROKEN = False", "BROKEN = True")
         cell["source"] = src
-    if append is not None:
-        new = {"cell_type": "code", "execution_count": None, "id": f"extra-{dst.stem}",
-               "metadata": {}, "outputs": [], "source": append}
-        nb["cells"].insert(len(nb["cells"]) if insert_after is None else insert_after + 1, new)
+    for i, code in enumerate(append):
+        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"extra-{i}",
+                            "metadata": {}, "outputs": [], "source": code})
     dst.write_text(json.dumps(nb, indent=1))
     return dst
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    return require_browser()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    with browser_session(chromium) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def screenshot_dir(tmp_path_factory):
-    path = screenshot_folder(tmp_path_factory)
-    print(f"\nscreenshots: {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def notebooks(tmp_path_factory):
     d = tmp_path_factory.mktemp("browser-notebooks")
-    return {
-        "demo": FIXTURE,
-        "broken": _variant(d / "views_broken.ipynb", broken=True, append=BAD_OBSERVER),
-        "cell_error": _variant(d / "views_cell_error.ipynb", insert_after=1,
-                               append="raise RuntimeError('cell failed on purpose')"),
-    }
+    broken = _variant(d / "views_broken.ipynb", broken=True,
+                      append=(BAD_OBSERVER, "raise RuntimeError('cell failed on purpose')"))
+    return {"demo": FIXTURE, "broken": broken}
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +104,11 @@ def test_clean_copy_has_no_outputs_or_widget_state(tmp_path):
 
 @pytest.mark.browser
 def test_lab_leaves_no_process_behind(chromium, tmp_path):
-    """Kernels, and what they started in a session of their own, all end with the lab."""
-    # A kernel that first starts a child in a new session: neither the server's process
-    # group nor the kernel's reaches it; only the harness's psutil sweep does.
+    """Kernels, and what they started, all end with the lab: even a child in a session of
+    its own (beyond any process group) and an orphan (no longer a descendant)."""
     spec = {"argv": ["/bin/sh", "-c",
-                     'setsid sleep 600 & exec "$0" -m ipykernel_launcher -f "$1"',
+                     "setsid sleep 601 & (sleep 602 &) ; "
+                     'exec "$0" -m ipykernel_launcher -f "$1"',
                      sys.executable, "{connection_file}"],
             "display_name": "stubborn", "language": "python"}
     lab = JupyterLab([FIXTURE], kernelspecs={"stubborn": spec}, workdir=tmp_path / "lab")
@@ -143,18 +118,22 @@ def test_lab_leaves_no_process_behind(chromium, tmp_path):
         server = psutil.Process(lab.proc.pid)
         deadline = time.monotonic() + 60
         while True:
-            started = server.children(recursive=True)
-            kernels = [p for p in started if "ipykernel_launcher" in " ".join(p.cmdline())]
-            sleepers = [p for p in started if p.name() == "sleep"]
-            if kernels and sleepers:
+            tree = server.children(recursive=True)
+            kernels = [p for p in tree if "ipykernel_launcher" in " ".join(p.cmdline())]
+            in_tree = [p for p in tree if p.cmdline()[:2] == ["sleep", "601"]]
+            orphans = [p for p in psutil.process_iter() if p.name() == "sleep"
+                       and p.cmdline()[1:] == ["602"]
+                       and p.environ().get("TPLIB_LAB_ID") == lab.lab_id]
+            if kernels and in_tree and orphans:
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"kernel {kernel['id']} did not start:\n{lab.log_text()[-2000:]}")
             time.sleep(0.2)
-        assert os.getsid(sleepers[0].pid) not in (os.getsid(server.pid), os.getsid(kernels[0].pid))
+        assert os.getsid(in_tree[0].pid) not in (os.getsid(server.pid), os.getsid(kernels[0].pid))
+        assert orphans[0].pid not in {p.pid for p in tree}
     finally:
         lab.stop()  # raises LeftoverProcesses if anything survived
-    everything = [server, *started]
+    everything = [server, *tree, *orphans]
     assert [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert {p.pid for p in everything} <= {p.pid for p in lab.processes}
 
@@ -186,15 +165,24 @@ def test_views_respond_in_jupyterlab(lab, browser, screenshot_dir, tmp_path):
 
 
 @pytest.mark.browser
-def test_broken_callbacks_are_reported(lab, browser, notebooks, screenshot_dir):
-    """An exception in a callback fails the view, whether ipywidgets shows it in the
-    view's Output (interact) or only sends it to the log console (a bare observe)."""
+def test_broken_notebook_is_reported(lab, browser, notebooks, screenshot_dir):
+    """A failing cell fails Run All; an exception in a callback fails its view, whether
+    ipywidgets shows it in the view's Output (interact) or only sends it to the log
+    console (a bare observe). In one page, to load JupyterLab once."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = LabPage(lab, context.new_page(), notebooks["broken"].name)
         page.screenshot_dir = screenshot_dir
         page.open()
-        page.run_all()  # the callbacks only break once a control moves
+
+        with pytest.raises(NotebookError) as cell_error:
+            page.run_all()
+        message = str(cell_error.value)
+        assert "running all cells: the page shows an error" in message
+        assert "RuntimeError: cell failed on purpose" in message
+        assert "cell 11:" in message  # the last cell (markdown cells count)
+        assert "screenshot:" in message
+        # Every earlier cell ran: the views are live, and break once a control moves.
 
         with pytest.raises(NotebookError) as interact_error:
             page.apply(View("slider", label="channel", press=["ArrowRight"], timeout=20))
@@ -202,24 +190,12 @@ def test_broken_callbacks_are_reported(lab, browser, notebooks, screenshot_dir):
         print("\n" + message[:800])
         assert "ValueError: broken callback for channel 1" in message
         assert "inside a widget output" in message
-        assert "screenshot:" in message
 
         with pytest.raises(NotebookError) as observe_error:
             page.apply(View("dropdown", label="bad", timeout=20))
         message = str(observe_error.value)
-        assert "log console" in message
+        assert "log console (error)" in message
         assert "RuntimeError: observer failed on purpose" in message
     finally:
         context.close()
         lab.shutdown_kernels()
-
-
-@pytest.mark.browser
-def test_cell_error_fails_run_all(lab, browser, notebooks, screenshot_dir):
-    with pytest.raises(NotebookError) as error:
-        check_notebook(lab, browser, notebooks["cell_error"].name, VIEWS[:1],
-                       screenshot_dir=screenshot_dir)
-    message = str(error.value)
-    assert "running all cells" in message
-    assert "RuntimeError: cell failed on purpose" in message
-    assert "cell 2" in message  # the inserted cell, counted with the markdown cells
