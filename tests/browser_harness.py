@@ -258,14 +258,23 @@ class JupyterLab:
     Every process it starts carries ``TPLIB_LAB_ID`` in its environment: ``stop()`` ends
     the server's process tree and any process holding that mark, so a kernel's child that
     left the process group (or was orphaned) is found as well.
+
+    notebooks: copied clean into ``root``; extra_files: copied beside them; links:
+    symlinked beside them (data folders); env: added to the environment of the server and
+    its kernels (e.g. ``TPLIB_CACHE``; ``MPLBACKEND`` is removed so figures show inline);
+    kernel_name: the kernel every copy asks for; kernelspecs: ``{name: kernel.json
+    content}`` installed in the temporary data folder; workdir: keep everything there
+    instead of in a temporary folder removed at stop.
     """
 
     def __init__(self, notebooks: Iterable[Path | str], *, workdir: Path | str | None = None,
-                 extra_files: Iterable[Path | str] = (), env: dict[str, str] | None = None,
+                 extra_files: Iterable[Path | str] = (), links: Iterable[Path | str] = (),
+                 env: dict[str, str] | None = None,
                  kernel_name: str | None = "python3", kernelspecs: dict[str, dict] | None = None,
                  startup_timeout: float = 90.0):
         self.notebooks = [Path(n) for n in notebooks]
-        self.extra_files = [Path(f) for f in extra_files]
+        self.extra_files = [Path(f) for f in extra_files]  # copied beside the notebooks
+        self.links = [Path(f) for f in links]  # symlinked beside them (data folders)
         self.extra_env = dict(env or {})
         self.kernel_name = kernel_name
         self.kernelspecs = dict(kernelspecs or {})
@@ -330,6 +339,10 @@ class JupyterLab:
                 shutil.copytree(f, target, dirs_exist_ok=True)
             else:
                 shutil.copy2(f, target)
+        for f in self.links:
+            target = self.root / f.name
+            if not target.exists():
+                target.symlink_to(f.resolve(), target_is_directory=f.is_dir())
         dirs = {name: work / name for name in
                 ("config", "data", "runtime", "settings", "workspaces", "ipython")}
         for d in dirs.values():
@@ -488,7 +501,8 @@ class View:
         "PageUp"...); dropdown / toggle_buttons: ``option`` (a label; None: the next one);
         upload: ``files``; text: ``value`` typed then Enter; button / checkbox: a click.
     Expectations on the watched output (``watch="cell"``: the widget outputs of the
-        control's cell; else a CSS selector): it changes (``expect_change``), its text
+        control's cell; an int: those of that notebook cell; "notebook": all of them;
+        else a CSS selector, first match): it changes (``expect_change``), its text
         contains ``output_contains`` / matches the regular expression ``output_matches``,
         it shows an image (``output_image=True``) or none (False), within ``timeout`` s.
     """
@@ -505,7 +519,7 @@ class View:
     output_matches: str | None = None
     output_image: bool | None = None
     expect_change: bool = True
-    watch: str = "cell"
+    watch: str | int = "cell"
     timeout: float = 30.0
 
     def __post_init__(self):
@@ -910,6 +924,10 @@ class LabPage:
         ctl.scroll_into_view_if_needed()
         if view.watch == "cell":
             scope = ctl.locator("xpath=ancestor::div[contains(concat(' ', @class, ' '), ' jp-Cell ')][1]")
+        elif view.watch == "notebook":
+            scope = self.page.locator(".jp-Notebook").first
+        elif isinstance(view.watch, int):
+            scope = self.page.locator(".jp-Notebook .jp-Cell").nth(view.watch)
         else:
             scope = self.page.locator(view.watch).first
         before = self.snapshot(scope)
