@@ -4,7 +4,7 @@
 #     . tests/browser_ci.sh
 #
 # It installs Debian's Chromium when /usr/bin/chromium is missing (about 70 s), the
-# `browser` extra (JupyterLab, ipywidgets 8, nbconvert, Playwright) into ${VENV:-.venv}
+# test extra (JupyterLab, ipywidgets 8, nbconvert, Playwright) into ${VENV:-.venv}
 # when Playwright is missing there, and exports TPLIB_REQUIRE_BROWSER=1: a missing browser
 # then fails the `browser` and `compat` tests instead of skipping them.
 # (`playwright install` cannot download browsers here; the harness drives /usr/bin/chromium.)
@@ -19,8 +19,8 @@ if [ ! -x /usr/bin/chromium ] && [ -z "${TPLIB_CHROMIUM:-}" ]; then
 fi
 
 if ! "${VENV:-.venv}/bin/python" -c "import playwright.sync_api, jupyterlab, nbconvert" 2>/dev/null; then
-  echo "browser_ci: installing the browser extra into ${VENV:-.venv}" >&2
-  "${VENV:-.venv}/bin/python" -m pip install --quiet -e ".[browser]"
+  echo "browser_ci: installing the test extra into ${VENV:-.venv}" >&2
+  "${VENV:-.venv}/bin/python" -m pip install --quiet -e ".[test]"
 fi
 
 export TPLIB_REQUIRE_BROWSER=1
