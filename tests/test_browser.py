@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from browser_harness import (
     JupyterLab,
     LabPage,

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from widgets_compat import execute_headless, kernel_versions, widgets7_python
 
 pytestmark = pytest.mark.compat
