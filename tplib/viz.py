@@ -318,6 +318,7 @@ def plot_activation_maps(
     ncols: int = 8,
     title: str | None = None,
     cmap: str = "viridis",
+    size: float = 1.5,
 ) -> Figure:
     """The first ``n`` channels of a feature map, one small image each.
 
@@ -327,6 +328,7 @@ def plot_activation_maps(
         ncols: channels per row.
         title: optional figure title.
         cmap: colour map.
+        size: inches per channel (smaller figures are lighter notebooks).
 
     Returns:
         The Figure, one axes (one image, titled with the channel index) per channel. Each
@@ -339,7 +341,7 @@ def plot_activation_maps(
         raise ValueError(f"expected activation maps of shape (C, H, W) or (1, C, H, W), got {arr.shape}")
     count = max(1, min(n, arr.shape[0]))
     nrows, cols = _grid(count, ncols)
-    fig = _new_figure((1.5 * cols, 1.5 * nrows + (0.5 if title else 0.0)), layout="constrained")
+    fig = _new_figure((size * cols, size * nrows + (0.5 if title else 0.0)), layout="constrained")
     for c in range(count):
         ax = fig.add_subplot(nrows, cols, c + 1)
         ax.imshow(_minmax(arr[c]), cmap=cmap, vmin=0.0, vmax=1.0)
@@ -595,8 +597,8 @@ def plot_topk(
     if titles is not None and len(titles) != len(lists):
         raise ValueError(f"{len(titles)} titles for {len(lists)} top-k lists")
     k = max(len(t) for t in lists)
-    row_h = max(1.9, 0.34 * k + 0.6)
-    fig = _new_figure((8.0 if images is not None else 5.5, row_h * len(lists)), layout="constrained")
+    row_h = max(1.6, 0.3 * k + 0.5)
+    fig = _new_figure((7.0 if images is not None else 5.5, row_h * len(lists)), layout="constrained")
     cols = 2 if images is not None else 1
     grid = fig.add_gridspec(len(lists), cols, width_ratios=[1, 2.2] if cols == 2 else [1])
     for r, top in enumerate(lists):
@@ -687,7 +689,7 @@ def plot_activation_channel(
         raise ValueError(f"channel {channel} out of range 0..{arr.shape[0] - 1}")
     channel = int(channel)
     m = arr[channel].astype(np.float32)
-    fig = _new_figure((7.0 if image is not None else 4.0, 3.4), layout="constrained")
+    fig = _new_figure((5.6 if image is not None else 3.3, 2.8), layout="constrained")
     if image is not None:
         iax = fig.add_subplot(1, 2, 1)
         iax.imshow(_image_to_array(image))
