@@ -96,6 +96,14 @@ def test_stored_outputs_come_from_the_ci_profile_and_never_mislead(path):
         assert "GENERATED DATA" not in _outputs_text(cell)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_saved_widget_state_or_run_timings(path):
+    """A static render uses the plain call beside each view; timings only make diffs."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert "widgets" not in nb["metadata"], "run python tools/refresh_notebooks.py"
+    assert not any("execution" in c.get("metadata", {}) for c in nb["cells"])
+
+
 def test_badges_and_install_cells_point_at_the_repository():
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "repository_links.py"), "--check"],
                           capture_output=True, text=True)
