@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import get_spec
+
 OK_MARK, NO_MARK = "✔", "✘"
 
 
@@ -62,7 +64,8 @@ def _reference_relu(vgg, x):
     """relu6 and relu7 of torchvision's VGG16 ``vgg`` on ``x`` (its feature extractor)."""
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    extractor = create_feature_extractor(vgg, {"classifier.1": "relu6", "classifier.4": "relu7"})
+    spec = get_spec("vgg16")
+    extractor = create_feature_extractor(vgg, {spec.node("relu6"): "relu6", spec.node("relu7"): "relu7"})
     out = extractor(x)
     return out["relu6"], out["relu7"]
 
@@ -152,7 +155,7 @@ def check_vgg16relu7(cls) -> Verdict:
             return failed("the right values in eval mode, but the class ends with the Dropout "
                           "after relu7 (in train mode it would zero half the features): cut it too")
         return passed("VGG16relu7 gives the same relu7 features as torchvision's VGG16 "
-                      "(classifier.4), shape (N, 4096)")
+                      f"({get_spec('vgg16').node('relu7')}), shape (N, 4096)")
     if torch.allclose(out, relu6, rtol=1e-4, atol=1e-5):
         return failed("these are relu6's values (after fc6): cut the classifier later, after relu7")
     shared = {p.data_ptr() for p in vgg.parameters()}
