@@ -30,15 +30,16 @@ _EXPORTS = {
     "Engine": "engine",
     "get_profile": "profile", "PROFILES": "profile",
     "svm_fit_score": "svm", "search_C": "svm", "pca_svm": "svm", "l2_normalize": "svm",
-    "fit_and_score": "svm",
+    "fit_and_score": "svm", "most_confused": "svm",
     "predict_topk": "predict", "layer_table": "predict", "count_parameters": "predict",
     "run_lab": "lab", "LabOptions": "lab", "LabResult": "lab",
     "sample_photos": "samples",
     "Preprocess": "preprocess",
     "TplibError": "errors",
 }
-_SUBMODULES = {"checks", "data", "datasets", "engine", "features", "finetune", "images", "lab", "models",
-               "predict", "preprocess", "profile", "registry", "session", "svm", "viz", "widgets"}
+_SUBMODULES = {"checks", "data", "datasets", "engine", "experiments", "features", "finetune",
+               "images", "lab", "models", "predict", "preprocess", "profile", "registry",
+               "session", "svm", "viz", "widgets"}
 
 __all__ = sorted(_EXPORTS)
 

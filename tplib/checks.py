@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import get_spec
+
 OK_MARK, NO_MARK = "✔", "✘"
 
 
@@ -313,3 +315,366 @@ def check_strongest_channel(channel, maps) -> Verdict:
     if peaks[idx] >= peaks.max() - 1e-6:
         return failed("that channel has the largest single value (max); the question is the largest mean")
     return failed("not the channel with the largest mean activation: average each map over H and W first")
+
+
+# ======================================================== notebooks 04 and 05
+# 04: the lab's VGG16relu7 class, L2-normalised feature rows, LinearSVC accuracy.
+# 05: C chosen by cross-validation on the training split, a trained head's accuracy.
+
+def _layer_of(feats, layer):
+    """The layer to read from a :class:`tplib.features.Features` (its only one by default)."""
+    if layer is not None:
+        return layer
+    if len(feats.arrays) != 1:
+        raise ValueError(f"these features hold several layers ({', '.join(feats.arrays)}): "
+                         "pass layer=...")
+    return next(iter(feats.arrays))
+
+
+def _reference_relu(vgg, x):
+    """relu6 and relu7 of torchvision's VGG16 ``vgg`` on ``x`` (its feature extractor)."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    spec = get_spec("vgg16")
+    extractor = create_feature_extractor(vgg, {spec.node("relu6"): "relu6", spec.node("relu7"): "relu7"})
+    out = extractor(x)
+    return out["relu6"], out["relu7"]
+
+
+#: relu6 and relu7 of the seeded VGG16 on the check's seeded batch (2 x 4096 each).
+_VGG_REFERENCE: dict = {}
+
+
+def _vgg16_for_check():
+    """A fresh VGG16 with seeded random weights, in eval mode (about 2 s to build)."""
+    from .models import build_model
+
+    return build_model("vgg16")
+
+
+def _leaf_modules(model):
+    return [m for m in model.modules() if not list(m.children())]
+
+
+def check_vgg16relu7(cls) -> Verdict:
+    """Notebook 04: the student's ``VGG16relu7`` class against torchvision's relu7.
+
+    Builds VGG16's architecture with seeded random weights (no download: comparing two
+    implementations needs no pretrained weights), makes ``cls(vgg16)`` and compares its
+    output on a fixed random (2, 3, 224, 224) batch with relu7 (``classifier.4``) read
+    by torchvision's feature extractor (the same as :class:`tplib.VGG16relu7`).
+    Usual mistakes named: flatten forgotten, classifier not cut (1000 outputs), cut one
+    layer too early (fc7 before its ReLU, or relu6) or too late (the dropout after
+    relu7 kept), features not copied, a new VGG16 built instead of using the given one.
+    """
+    import torch
+
+    if not isinstance(cls, type):
+        return failed("pass the class itself (VGG16relu7), not an instance or its output")
+    vgg = _vgg16_for_check()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    if "relu7" not in _VGG_REFERENCE:  # the same seeded weights and batch every time
+        with torch.no_grad():
+            _VGG_REFERENCE["relu6"], _VGG_REFERENCE["relu7"] = _reference_relu(vgg, x)
+    relu6, relu7 = _VGG_REFERENCE["relu6"], _VGG_REFERENCE["relu7"]
+    try:
+        model = cls(vgg)
+    except NotImplementedError:
+        return failed("__init__ is not written yet (it still raises NotImplementedError)")
+    except Exception as exc:  # any error is a verdict, not a crash
+        return failed(f"VGG16relu7(vgg16) raised {type(exc).__name__}: {exc}")
+    if not isinstance(model, torch.nn.Module):
+        return failed("VGG16relu7 must subclass torch.nn.Module")
+    model.eval()
+    with torch.no_grad():
+        try:
+            out = model(x)
+        except NotImplementedError:
+            return failed("forward is not written yet (it still raises NotImplementedError)")
+        except RuntimeError as exc:
+            text = str(exc)
+            if "mat1 and mat2" in text and "x7 and 25088x" in text:
+                return failed("the classifier got (N, 512, 7, 7) maps: flatten them to (N, 25088) "
+                              "between features and classifier")
+            if "mat1 and mat2" in text:
+                return failed("the classifier got inputs of the wrong size: does forward run "
+                              "self.features first, then flatten, then self.classifier?")
+            return failed(f"forward raised RuntimeError: {text.splitlines()[0]}")
+        except Exception as exc:  # a verdict, never a crash
+            return failed(f"forward raised {type(exc).__name__}: {exc}")
+    if not isinstance(out, torch.Tensor):
+        return failed(f"forward must return a tensor, not {type(out).__name__}")
+    shape = tuple(out.shape)
+    if shape == (2, 512, 7, 7):
+        return failed("forward returns the (N, 512, 7, 7) maps of features: flatten them and "
+                      "run the classifier")
+    if shape == (2, 25088):
+        return failed("forward stops after the flatten: run the classifier (fc6 .. relu7) too")
+    if shape == (2, 1000):
+        return failed("1000 outputs: that is fc8, the ImageNet classes; cut the classifier "
+                      "before its last Dropout and Linear (classifier[:-2])")
+    if len(shape) != 2 or shape[0] != 2:
+        return failed(f"forward should give one row per image, (N, 4096); got {shape}")
+    if shape[1] != 4096:
+        return failed(f"{shape[1]} values per image: relu7 has 4096")
+    if (out < 0).any():
+        return failed("negative values: the output is fc7 before its ReLU; cut one layer "
+                      "later (keep relu7)")
+    if torch.allclose(out, relu7, rtol=1e-4, atol=1e-5):
+        leaves = _leaf_modules(model)
+        if leaves and isinstance(leaves[-1], torch.nn.Dropout):
+            return failed("the right values in eval mode, but the class ends with the Dropout "
+                          "after relu7 (in train mode it would zero half the features): cut it too")
+        return passed("VGG16relu7 gives the same relu7 features as torchvision's VGG16 "
+                      f"({get_spec('vgg16').node('relu7')}), shape (N, 4096)")
+    if torch.allclose(out, relu6, rtol=1e-4, atol=1e-5):
+        return failed("these are relu6's values (after fc6): cut the classifier later, after relu7")
+    shared = {p.data_ptr() for p in vgg.parameters()}
+    mine = [p for p in model.parameters()]
+    if mine and not any(p.data_ptr() in shared for p in mine) and not any(
+            torch.equal(p, q) for p, q in zip(mine[:1], list(vgg.parameters())[:1])):
+        return failed("4096 values, but not computed with the network passed to __init__: copy "
+                      "vgg16.features and vgg16.classifier, do not build a new VGG16")
+    return failed("4096 non-negative values, but not relu7's: keep vgg16.features whole, then "
+                  "flatten, then classifier[:-2]")
+
+
+def _as_matrix(X, name):
+    import numpy as np
+
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, failed(f"{name} should be a NumPy array (n_images, n_features), not "
+                            f"{type(X).__name__}")
+    if arr.ndim != 2:
+        return None, failed(f"{name} should be a matrix (n_images, n_features); its shape is "
+                            f"{arr.shape}")
+    return arr, None
+
+
+def _check_rows(X, name, raw, other_raw):
+    """Verdict for one normalised matrix ``X`` against the raw rows ``raw`` (n, d)."""
+    import numpy as np
+
+    from .svm import l2_normalize
+
+    arr, bad = _as_matrix(X, name)
+    if bad is not None:
+        return bad
+    n, d = raw.shape
+    if arr.shape == (d, n) and n != d:
+        return failed(f"{name} has one column per image: it needs one row per image "
+                      f"(n_images, n_features); transpose it")
+    if arr.shape[0] != n:
+        return failed(f"{name} has {arr.shape[0]} rows but the split has {n} images: one row "
+                      "per image")
+    if arr.shape[1] != d:
+        return failed(f"{name} has {arr.shape[1]} values per row but the layer gives {d}")
+    if not np.isfinite(arr).all():
+        return failed(f"{name} holds NaN or inf values: was a row of zeros divided by its norm?")
+    norms = np.linalg.norm(arr, axis=1)
+    zero = int((norms < 1e-6).sum())
+    if zero:
+        return failed(f"{name} has {zero} all-zero row(s): every image needs its features")
+    if not np.allclose(norms, 1.0, atol=1e-3):
+        col_norms = np.linalg.norm(arr, axis=0)
+        used = col_norms > 1e-6
+        if used.any() and np.allclose(col_norms[used], 1.0, atol=1e-3):
+            return failed(f"{name}: the columns have unit length, not the rows: normalise along "
+                          "axis=1 (each image's row)")
+        if np.allclose(arr, raw, rtol=1e-4, atol=1e-6):
+            return failed(f"{name} is not normalised yet: divide each row by its L2 norm")
+        return failed(f"{name}: the rows do not all have unit L2 norm (axis=1, keepdims=True)")
+    ref = l2_normalize(raw).astype(np.float64)
+    if np.allclose(arr, ref, atol=1e-4):
+        return None
+    if other_raw is not None and other_raw.shape == raw.shape and np.allclose(
+            arr, l2_normalize(other_raw), atol=1e-4):
+        return failed(f"{name} holds the other split's features: train goes with train, test "
+                      "with test")
+    cos = ref @ arr.T
+    if np.allclose(cos.max(axis=0), 1.0, atol=1e-4):
+        return failed(f"{name} has the right rows in another order: keep the order of the "
+                      "labels (do not sort or shuffle)")
+    return failed(f"{name} has unit rows, but they are not the normalised features of this "
+                  "split and layer")
+
+
+def check_l2_features(X_train, X_test, train, test, layer: str | None = None) -> Verdict:
+    """Notebook 04: one L2-normalised row per image, in the order of the labels.
+
+    Args:
+        X_train, X_test: the student's matrices.
+        train, test: the :class:`tplib.features.Features` they were made from.
+        layer: the layer read (default: the features' only layer).
+
+    Flags: not normalised, columns normalised instead of rows, zero or NaN rows, wrong
+    shape (transposed, wrong number of rows), rows reordered, splits swapped.
+    """
+    import numpy as np
+
+    try:
+        layer = _layer_of(train, layer)
+        raw_train = np.asarray(train[layer], dtype=np.float64)
+        raw_test = np.asarray(test[layer], dtype=np.float64)
+    except Exception as exc:  # a verdict, never a crash
+        return failed(f"cannot read the reference features: {exc}")
+    for name, X, raw, other in (("X_train", X_train, raw_train, raw_test),
+                                ("X_test", X_test, raw_test, raw_train)):
+        verdict = _check_rows(X, name, raw, other)
+        if verdict is not None:
+            return verdict
+    return passed(f"X_train {raw_train.shape[0]} x {raw_train.shape[1]} and X_test "
+                  f"{raw_test.shape[0]} x {raw_test.shape[1]}: one unit-length row per image, "
+                  "in label order")
+
+
+def _as_accuracy(value, what="accuracy"):
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        return None, failed(f"{what} should be a number (e.g. svm.score(X_test, y_test)), not "
+                            f"{type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        return None, failed(f"{what} is {value}")
+    if 1.0 < value <= 100.0:
+        return None, failed(f"{what} should be a fraction between 0 and 1, not a percentage")
+    if not 0.0 <= value <= 1.0:
+        return None, failed(f"{what} must lie between 0 and 1")
+    return value, None
+
+
+def check_svm_accuracy(accuracy, train, test, layer: str | None = None, C: float = 1.0) -> Verdict:
+    """Notebook 04: the test accuracy of ``LinearSVC(C)`` fitted on the training rows.
+
+    The reference is :func:`tplib.svm_fit_score` on the same features (L2 rows, fixed
+    seed); an accuracy within 1 point (at least 2 test images) of it passes, so another
+    ``random_state`` is fine. Flags an SVM scored on its training images (about 1.0),
+    fitted on the test split, or fed unnormalised rows.
+    """
+    from .svm import fit_and_score, make_svm, svm_fit_score
+
+    value, bad = _as_accuracy(accuracy)
+    if bad is not None:
+        return bad
+    try:
+        layer = _layer_of(train, layer)
+        Xtr, ytr, Xte, yte = train[layer], train.labels, test[layer], test.labels
+        ref = svm_fit_score(Xtr, ytr, Xte, yte, C=C).accuracy
+    except Exception as exc:  # a verdict, never a crash
+        return failed(f"cannot compute the reference: {exc}")
+    tol = max(0.01, 2.0 / len(yte))
+    if abs(value - ref) <= tol:
+        return passed("test accuracy as expected for these features (LinearSVC fitted on "
+                      "X_train, scored on X_test)")
+    from .svm import l2_normalize
+
+    ntr, nte = l2_normalize(Xtr), l2_normalize(Xte)
+    suspects = [
+        (fit_and_score(make_svm(C), ntr, ytr, ntr, ytr).accuracy,
+         "the SVM was scored on the images it was fitted on (X_train): score it on X_test, y_test"),
+        (fit_and_score(make_svm(C), nte, yte, ntr, ytr).accuracy,
+         "the SVM was fitted on the test split: fit on X_train, y_train; score on X_test, y_test"),
+        (fit_and_score(make_svm(C), nte, yte, nte, yte).accuracy,
+         "the SVM was fitted and scored on the test split: fit on X_train, y_train"),
+        (svm_fit_score(Xtr, ytr, Xte, yte, C=C, l2=False).accuracy,
+         "this is what unnormalised rows give: fit on the L2-normalised X_train"),
+    ]
+    for expected, hint in suspects:
+        if abs(value - expected) <= 1e-9:
+            return failed(hint)
+    if value >= 0.98 and ref < 0.97:
+        return failed("an accuracy this close to 1 means the SVM was scored on images it was "
+                      "fitted on: fit on X_train, score on X_test")
+    for expected, hint in suspects[3:]:
+        if abs(value - expected) <= tol:
+            return failed(hint)
+    return failed(f"the accuracy is more than {tol * 100:.1f} points away from what these features "
+                  f"give: LinearSVC(C={C:g}) fitted on X_train, y_train and scored on X_test, y_test")
+
+
+def check_c_search(best_C, scores, train, test, layer: str | None = None, folds: int = 5) -> Verdict:
+    """Notebook 05: C chosen by cross-validation on the training split only.
+
+    Args:
+        best_C: the student's chosen C; scores: their {C: accuracy} dict.
+        train, test: the :class:`tplib.features.Features` used; layer: the layer read.
+        folds: the number of folds of the reference search.
+
+    The scores are compared with the reference cross-validation
+    (:func:`tplib.search_C`) and with the test accuracy of each C: scores equal to (or
+    nearer to) the test accuracies mean C was tuned on the test split. Own folds
+    (another split of the training images) pass when they stay within 5 points.
+    """
+    import numpy as np
+
+    from .svm import fit_and_score, l2_normalize, make_svm, search_C, svm_fit_score
+
+    if not isinstance(scores, dict) or not scores:
+        return failed("scores should be a dict {C: mean cross-validation accuracy}")
+    try:
+        Cs = [float(c) for c in scores]
+        values = np.array([float(scores[c]) for c in scores])
+    except (TypeError, ValueError):
+        return failed("scores should map each C (a number) to an accuracy (a number)")
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        return failed("every score should be an accuracy between 0 and 1")
+    if len(Cs) < 2:
+        return failed("try several values of C (e.g. 0.01 to 100), not one")
+    try:
+        best = float(best_C)
+    except (TypeError, ValueError):
+        return failed(f"best_C should be a number, not {type(best_C).__name__}")
+    if not any(np.isclose(best, c) for c in Cs):
+        return failed("best_C should be one of the values tried")
+    best_score = values[[np.isclose(best, c) for c in Cs].index(True)]
+    if best_score < values.max() - 1e-12:
+        return failed("best_C is not the C with the highest score")
+    try:
+        layer = _layer_of(train, layer)
+        Xtr, ytr, Xte, yte = train[layer], train.labels, test[layer], test.labels
+        cv = np.array(list(search_C(Xtr, ytr, Cs, folds=folds).scores.values()))
+        on_test = np.array([svm_fit_score(Xtr, ytr, Xte, yte, C=c).accuracy for c in Cs])
+        ntr = l2_normalize(Xtr)
+        on_train = np.array([fit_and_score(make_svm(c), ntr, ytr, ntr, ytr).accuracy for c in Cs])
+    except Exception as exc:  # a verdict, never a crash
+        return failed(f"cannot compute the reference: {exc}")
+    d_test, d_cv, d_train = (np.abs(values - ref).mean() for ref in (on_test, cv, on_train))
+    if d_cv > 1e-9 and d_test < d_cv and d_test <= d_train and d_test <= 0.05:
+        return failed("these scores are test accuracies: C was tuned on the test split. Score "
+                      "each C by cross-validation on the training split only")
+    if d_cv > 1e-9 and d_train < d_cv and d_train <= 0.05:
+        return failed("these are training accuracies: each SVM was scored on the images it was "
+                      "fitted on; score it on held-out folds of the training split")
+    if d_cv <= 0.05:
+        return passed(f"C chosen by {folds}-fold cross-validation on the training split only")
+    return failed("these scores are far from a cross-validation on the training split: fit on "
+                  "k-1 folds, score on the held-out fold, average over the folds")
+
+
+def check_head_accuracy(head_accuracy, svm_accuracy, *, below: float = 0.06,
+                        above: float = 0.06) -> Verdict:
+    """Notebook 05: a trained linear head within a band around the SVM's accuracy.
+
+    Gradient training can move a test accuracy by an image or two between machines, so
+    the notebook prints this stable verdict rather than comparing the number itself.
+    Passes when ``svm - below <= head <= svm + above``.
+    """
+    head, bad = _as_accuracy(head_accuracy, "the head's accuracy")
+    if bad is not None:
+        return bad
+    svm, bad = _as_accuracy(svm_accuracy, "the SVM's accuracy")
+    if bad is not None:
+        return bad
+    if head < svm - below:
+        return failed(f"the trained head is more than {below * 100:g} points below the SVM: more "
+                      "epochs, another learning rate?")
+    if head > svm + above:
+        return failed(f"the trained head is more than {above * 100:g} points above the SVM on the "
+                      "same features: was it evaluated on its training rows?")
+    return passed(f"the trained linear layer is within {max(below, above) * 100:g} points of the "
+                  "SVM's accuracy on the same features")

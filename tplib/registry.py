@@ -242,3 +242,30 @@ def get_spec(name: str) -> NetworkSpec:
         return NETWORKS[name]
     except (KeyError, TypeError):
         raise LayerError(f"unknown network {name!r}. Valid names: {', '.join(NETWORK_NAMES)}") from None
+
+
+# ------------------------------------------------------------------ notebook 05: layer sweep
+# The end of every convolutional stage (spatial maps, averaged to one value per channel
+# when swept), then the penultimate features. EfficientNet-Lite's and ResNet's "head"
+# or last stage averaged is exactly "pooled", so only "pooled" is listed.
+_SWEEP_LAYERS = {
+    "vgg16": ("pool1", "pool2", "pool3", "pool4", "pool5", "relu6", "relu7"),
+    "alexnet": ("pool1", "pool2", "relu3", "relu4", "pool5", "relu6", "relu7"),
+    "resnet18": ("stem", "layer1", "layer2", "layer3", "pooled"),
+    "resnet50": ("stem", "layer1", "layer2", "layer3", "pooled"),
+    "mobilenet_v3_large": ("stem", "block3", "block6", "block12", "block15", "pooled", "pre_logits"),
+    "convnext_tiny": ("stem", "stage1", "stage2", "stage3", "pooled"),
+    **{f"efficientnet_lite{n}": ("stem", *(f"block{i}" for i in range(1, 8)), "pooled")
+       for n in range(3)},
+}
+
+
+def sweep_layers(name: str) -> tuple[str, ...]:
+    """The layers notebook 05 compares for network ``name``, shallow to deep.
+
+    The end of each convolutional stage, then the penultimate features (VGG16: pool1 ..
+    pool5, relu6, relu7). Extract them in one pass with ``pool="avg"``: conv maps become
+    one value per channel, fully connected outputs stay as they are.
+    """
+    spec = get_spec(name)
+    return _SWEEP_LAYERS.get(spec.name, (spec.default_layer,))

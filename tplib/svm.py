@@ -212,3 +212,54 @@ def pca_svm(n_components: int, C: float = 1.0) -> Pipeline:
     return Pipeline([("l2", Normalizer(norm="l2")),
                      ("pca", PCA(n_components=n_components, random_state=RANDOM_STATE)),
                      ("svm", make_svm(C))])
+
+
+# ------------------------------------------------------------------ notebook 04: errors
+class Confusion(NamedTuple):
+    """One off-diagonal cell of a confusion matrix: ``count`` test images of class
+    ``true`` (index ``true_index``) predicted as ``predicted`` (``predicted_index``)."""
+
+    true: str
+    predicted: str
+    count: int
+    true_index: int
+    predicted_index: int
+
+
+def most_confused(confusion, classes, k: int | None = 5) -> list[Confusion]:
+    """The ``k`` largest off-diagonal cells of a confusion matrix, largest first.
+
+    Args:
+        confusion: (K, K) counts, rows = true class, columns = predicted
+            (``SVMResult.confusion``).
+        classes: the K class names.
+        k: how many pairs; None: every pair with at least one image.
+
+    Returns:
+        A list of :class:`Confusion` (cells with count 0 are never listed); ties are in
+        class order (true class, then predicted class). Taught in notebook 04.
+    """
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise InputError(f"confusion must be a square (K, K) matrix, got shape {cm.shape}")
+    if len(classes) != len(cm):
+        raise InputError(f"{len(classes)} class names for a {len(cm)}x{len(cm)} confusion matrix")
+    off = cm.astype(np.int64).copy()
+    np.fill_diagonal(off, 0)
+    rows, cols = np.nonzero(off > 0)
+    # stable sort on -count keeps the row-major (class) order of the ties
+    order = np.argsort(-off[rows, cols], kind="stable")
+    pairs = [Confusion(str(classes[i]), str(classes[j]), int(off[i, j]), int(i), int(j))
+             for i, j in zip(rows[order], cols[order])]
+    return pairs if k is None else pairs[:k]
+
+
+def confused_indices(y_true, y_pred, true: int, predicted: int) -> np.ndarray:
+    """Indices (ascending, int64) of the test rows of class ``true`` predicted as ``predicted``.
+
+    ``y_true``, ``y_pred``: (n,) int labels (e.g. ``test.labels``, ``result.predictions``).
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise InputError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must have the same shape")
+    return np.flatnonzero((y_true == true) & (y_pred == predicted)).astype(np.int64)

@@ -25,6 +25,10 @@ __all__ = [
     "plot_layer_curve",
     "plot_training_curves",
     "imagenet_denormalize",
+    "plot_class_counts",
+    "show_confused",
+    "plot_c_curve",
+    "plot_pca_curve",
     "plot_layer_parameters",
     "plot_topk",
     "plot_filters",
@@ -277,6 +281,7 @@ def show_images(
     *,
     ncols: int = 5,
     size: float = 2.5,
+    dpi: float | None = None,
 ) -> Figure:
     """A grid of images without axes.
 
@@ -286,6 +291,8 @@ def show_images(
         titles: optional caption per image.
         ncols: at most this many images per row.
         size: inches per grid cell.
+        dpi: pixels per inch of the figure (default: matplotlib's); photos stored in a
+            notebook take far less room at 72 than at 100.
 
     Returns:
         The Figure, with one axes (holding one image) per input image.
@@ -297,6 +304,8 @@ def show_images(
     nrows, cols = _grid(len(images), ncols)
     # Constrained layout: tight_layout lets small titles collide with the row above.
     fig = _new_figure((size * cols, size * nrows + (0.3 * nrows if titles else 0.0)), layout="constrained")
+    if dpi is not None:
+        fig.set_dpi(dpi)
     for i, img in enumerate(images):
         ax = fig.add_subplot(nrows, cols, i + 1)
         arr = _image_to_array(img)
@@ -702,4 +711,205 @@ def plot_activation_channel(
     fig.colorbar(shown, ax=ax, shrink=0.8)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# ------------------------------------------------------- notebooks 04 and 05
+
+
+def plot_class_counts(counts: Mapping[str, Mapping[str, int]], *, title: str | None = None) -> Figure:
+    """Images per class, one group of horizontal bars per class, one bar per split.
+
+    Args:
+        counts: split name -> {class name: number of images}, e.g.
+            ``{"train": data.train.counts(), "test": data.test.counts()}``; the classes
+            of the first split give the order (first class on top).
+        title: defaults to "Images per class".
+
+    Returns:
+        The Figure; its axes hold one bar patch per (split, class), each labelled with
+        its count.
+    """
+    splits = list(counts)
+    if not splits:
+        raise ValueError("plot_class_counts: no split given")
+    classes = list(counts[splits[0]])
+    k, m = len(classes), len(splits)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax, _ = _figure_and_axes(None, (7.0, max(3.0, (0.18 + 0.1 * m) * k + 1.3)))
+    height = 0.8 / m
+    y = np.arange(k)[::-1]  # first class on top
+    top = 1
+    for s, split in enumerate(splits):
+        values = np.array([int(counts[split].get(c, 0)) for c in classes])
+        top = max(top, int(values.max(initial=0)))
+        pos = y + (m - 1) / 2 * height - s * height
+        ax.barh(pos, values, height=height * 0.95, label=f"{split} ({int(values.sum()):,})")
+        for yi, v in zip(pos, values):
+            ax.text(v, yi, f" {v}", va="center", fontsize=7)
+    ax.set_yticks(y)
+    ax.set_yticklabels(classes, fontsize=9)
+    ax.set_xlim(0, top * 1.12)
+    ax.set_xlabel("Number of images")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title if title is not None else "Images per class", pad=18)
+    # above the bars, where no bar can hide under it
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=m, fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.tight_layout()
+    return fig
+
+
+def show_confused(
+    paths: Sequence[Any],
+    y_true: Any,
+    y_pred: Any,
+    classes: Sequence[str],
+    true: int,
+    predicted: int,
+    *,
+    max_images: int = 8,
+    ncols: int = 4,
+    size: float = 2.0,
+    dpi: float | None = 72,
+) -> Figure:
+    """The test images of class ``true`` that were predicted as ``predicted``.
+
+    Args:
+        paths: (n,) image files, in the order of the labels (``test.paths``).
+        y_true, y_pred: (n,) int labels and predictions (``test.labels``,
+            ``result.predictions``).
+        classes: K class names; true, predicted: class indices.
+        max_images: show at most this many (the first ones, in file order).
+        ncols, size, dpi: images per row, inches per image, pixels per inch (see
+            :func:`show_images`).
+
+    Returns:
+        The Figure: one axes per image shown (file name as caption), titled "true A,
+        predicted B: shown of total"; a single text axes when there is no such image.
+        Taught in notebook 04 (the most confused pairs).
+    """
+    from .images import load_image
+
+    y_true, y_pred = np.asarray(_to_numpy(y_true)), np.asarray(_to_numpy(y_pred))
+    if not (len(paths) == len(y_true) == len(y_pred)):
+        raise ValueError(f"{len(paths)} paths, {len(y_true)} labels and {len(y_pred)} predictions")
+    idx = np.flatnonzero((y_true == true) & (y_pred == predicted))
+    name_t, name_p = str(classes[true]), str(classes[predicted])
+    if len(idx) == 0:
+        fig = _new_figure((6.0, 1.2))
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, f"no test image of {name_t} was predicted as {name_p}", ha="center",
+                va="center")
+        ax.set_axis_off()
+        return fig
+    shown = idx[:max_images]
+    from pathlib import Path
+
+    fig = show_images([load_image(paths[i]) for i in shown], [Path(str(paths[i])).name for i in shown],
+                      ncols=ncols, size=size, dpi=dpi)
+    what = "correct" if true == predicted else f"predicted {name_p}"
+    fig.suptitle(f"true {name_t}, {what}: {len(shown)} shown of {len(idx)}")
+    return fig
+
+
+def plot_c_curve(
+    Cs: Sequence[float],
+    cv_scores: Any,
+    *,
+    test_scores: Any | None = None,
+    best_C: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy against the SVM's C on a log axis.
+
+    Args:
+        Cs: the C values tried (any order; drawn sorted).
+        cv_scores: one cross-validation accuracy per C (a sequence in the order of
+            ``Cs``, or a {C: accuracy} dict such as ``tplib.search_C(...).scores``).
+        test_scores: optional test accuracies per C, drawn dashed (to show what
+            tuning on the test split would report, notebook 05).
+        best_C: marked with a vertical line (the C chosen by cross-validation).
+        title: defaults to "Accuracy against C".
+
+    Returns:
+        The Figure, 1 axes with a log x axis and one line per curve given.
+    """
+    Cs = [float(c) for c in Cs]
+
+    def values(scores):
+        if isinstance(scores, Mapping):
+            return np.array([float(scores[c]) for c in Cs])
+        arr = _to_numpy(scores).astype(np.float64)
+        if arr.shape != (len(Cs),):
+            raise ValueError(f"{len(Cs)} values of C but scores of shape {arr.shape}")
+        return arr
+
+    order = np.argsort(Cs)
+    x = np.asarray(Cs)[order]
+    fig, ax, _ = _figure_and_axes(None, (6.5, 4.0))
+    ax.plot(x, values(cv_scores)[order], "o-", color="tab:blue", label="cross-validation (train split)")
+    if test_scores is not None:
+        ax.plot(x, values(test_scores)[order], "s--", color="tab:red", alpha=0.8, label="test split")
+    if best_C is not None:
+        ax.axvline(float(best_C), color="black", linestyle=":", linewidth=1.2,
+                   label=f"C chosen by cross-validation ({float(best_C):g})")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (log scale)")
+    ax.set_ylabel("Accuracy")
+    ax.set_title(title if title is not None else "Accuracy against C")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca_curve(
+    n_components: Sequence[int],
+    accuracies: Any,
+    *,
+    fit_seconds: Any | None = None,
+    baseline: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy (and optionally fit time) against the number of PCA components.
+
+    Args:
+        n_components: the numbers of components tried (log-2 x axis).
+        accuracies: one test accuracy per value.
+        fit_seconds: optional fit times (s), on a right-hand axis.
+        baseline: the accuracy without PCA, drawn as a dashed horizontal line.
+        title: defaults to "PCA before the SVM".
+
+    Returns:
+        The Figure: 1 axes, plus a twin axes when ``fit_seconds`` is given.
+    """
+    n = np.asarray([int(v) for v in n_components])
+    acc = _to_numpy(accuracies).astype(np.float64)
+    if acc.shape != n.shape:
+        raise ValueError(f"{len(n)} component counts but accuracies of shape {acc.shape}")
+    fig, ax, _ = _figure_and_axes(None, (6.5 + (0.8 if fit_seconds is not None else 0.0), 4.0))
+    lines = ax.plot(n, acc, "o-", color="tab:blue", label="accuracy")
+    for xi, a in zip(n, acc):
+        ax.annotate(f"{a:.3f}", (xi, a), textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize=8, color="tab:blue")
+    if baseline is not None:
+        lines.append(ax.axhline(baseline, color="black", linestyle="--", linewidth=1.0,
+                                label=f"no PCA ({baseline:.3f})"))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(n)
+    ax.set_xticklabels([str(v) for v in n])
+    ax.set_xlabel("PCA components (log scale)")
+    ax.set_ylabel("Test accuracy", color="tab:blue")
+    ax.margins(y=0.12)
+    ax.grid(alpha=0.3)
+    if fit_seconds is not None:
+        twin = _twin_axis(ax, 0, "Fit time (s)", "tab:green")
+        lines += twin.plot(n, _to_numpy(fit_seconds).astype(np.float64), "^:", color="tab:green",
+                           label="fit time (s)")
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="lower right")
+    ax.set_title(title if title is not None else "PCA before the SVM")
+    fig.tight_layout()
     return fig

@@ -27,12 +27,35 @@ def _widgets():
 
 
 def show_figure(out, fig) -> None:
-    """Replace what the Output widget ``out`` shows by the matplotlib Figure ``fig``."""
-    from IPython.display import display
+    """Replace what the Output widget ``out`` shows by the matplotlib Figure ``fig``.
 
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
+    The figure is rendered to PNG here (at its own dpi, tight bounding box, as the
+    inline backend does) and set as the widget's ``outputs``, the way
+    ``Output.append_display_data`` adds an output. Nothing is captured from the
+    kernel's display stream, so it works the same in ipywidgets 7 and 8, inside a
+    kernel or not (tests read ``out.outputs`` back), and it avoids an nbclient race
+    (jupyter/nbclient#312) that can hang ``jupyter nbconvert --execute`` when an
+    Output widget captures displays.
+    """
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    width, height = fig.get_size_inches() * fig.dpi
+    out.outputs = ({"output_type": "display_data", "metadata": {},
+                    "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                             "text/plain": f"<Figure size {width:g}x{height:g} with "
+                                           f"{len(fig.axes)} Axes>"}},)
+
+
+def _set_text(out, text: str) -> None:
+    """Make the Output widget ``out`` show ``text`` (replacing what it showed).
+
+    Sets the widget's ``outputs`` directly: the same in ipywidgets 7 and 8, inside a
+    kernel or not (so a headless test can read it back).
+    """
+    out.outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},)
 
 
 # ------------------------------------------------------------------ notebooks 01-03
@@ -48,9 +71,7 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
 
 
 def _show_text(out, text: str) -> None:
-    with out:
-        out.clear_output(wait=True)
-        print(text)
+    _set_text(out, text)
 
 
 def topk_view(backbone, photos=None, k: int = 5):
@@ -191,4 +212,111 @@ def activation_browser(backbone, photos=None, layers=None, channel: int = 0):
     box.add_class("tplib-activations")
     box.photo, box.layer, box.channel, box.out = photo, layer, slider, out
     draw()
+    return box
+
+
+# ======================================================== notebooks 04 and 05
+def confusion_options(result, classes) -> list[tuple[str, tuple[int, int]]]:
+    """Dropdown options for :func:`confusion_explorer`: ("true → predicted (count)",
+    (true index, predicted index)), most frequent confusion first."""
+    from .svm import most_confused
+
+    return [(f"{p.true} → {p.predicted} ({p.count})", (p.true_index, p.predicted_index))
+            for p in most_confused(result.confusion, classes, k=None)]
+
+
+def confusion_explorer(result, test, *, max_images: int = 8):
+    """Notebook 04: pick a (true, predicted) pair, see the test images confused that way.
+
+    Args:
+        result: the :class:`tplib.svm.SVMResult` of the test split (confusion, predictions).
+        test: the test :class:`tplib.features.Features` (paths, labels, classes in row
+            order, as the SVM saw them).
+        max_images: gallery size.
+
+    Returns:
+        The view (a VBox with class ``tplib-confusion-explorer``): a Dropdown of the
+        confused pairs ordered by count, a line of text and a gallery drawn by
+        :func:`tplib.viz.show_confused`.
+    """
+    from . import viz
+
+    W = _widgets()
+    classes = list(test.classes)
+    options = confusion_options(result, classes)
+    pick = W.Dropdown(options=options or [("no confusion: every test image is right", (0, 0))],
+                      description="true → predicted", style={"description_width": "initial"},
+                      layout=W.Layout(width="420px"))
+    text, gallery = W.Output(), W.Output()
+
+    def draw(change=None):
+        true, pred = pick.value
+        n = int(result.confusion[true, pred])
+        support = int(result.confusion[true].sum())
+        _set_text(text, f"{n} of the {support} test images of {classes[true]} were predicted "
+                        f"as {classes[pred]}")
+        show_figure(gallery, viz.show_confused(test.paths, test.labels, result.predictions, classes,
+                                               true, pred, max_images=max_images))
+
+    pick.observe(draw, names="value")
+    draw()
+    box = W.VBox([pick, text, gallery])
+    box.add_class("tplib-confusion-explorer")
+    return box
+
+
+def svm_line(result, layer: str, C: float, dim: int) -> str:
+    """One line for :func:`svm_explorer`: layer, size, C, accuracy, fit time."""
+    return (f"layer {layer} ({dim:,} values per image), C = {C:.3g}: test accuracy "
+            f"{result.accuracy:.3f} ({result.n_correct}/{result.n_test}), fit {result.fit_seconds:.2f} s")
+
+
+def svm_explorer(train, test, layers=None, *, C: float = 1.0, C_range: tuple[float, float] = (-3.0, 2.0)):
+    """Notebook 05: a C slider and a layer picker over features computed once.
+
+    Args:
+        train, test: :class:`tplib.features.Features` holding every layer offered
+            (e.g. the layer sweep, ``pool="avg"``).
+        layers: the layers offered (default: all those in ``train``).
+        C: the starting C; C_range: (min, max) exponents of 10 for the slider.
+
+    Returns:
+        The view (a VBox with class ``tplib-svm-explorer``): a Dropdown (layer), a
+        FloatLogSlider (C), a line of text (accuracy, fit time) and the per-class accuracy
+        (:func:`tplib.viz.plot_per_class_accuracy`). Each (layer, C) is fitted once
+        (:func:`tplib.svm_fit_score`) and kept.
+    """
+    from . import viz
+    from .svm import svm_fit_score
+
+    W = _widgets()
+    layers = list(layers or train.arrays)
+    layer_pick = W.Dropdown(options=layers, value=layers[-1], description="layer")
+    c_slider = W.FloatLogSlider(value=C, base=10, min=C_range[0], max=C_range[1], step=0.25,
+                                description="C", continuous_update=False, readout_format=".3g")
+    text, plot = W.Output(), W.Output()
+    results: dict = {}
+
+    def fit(layer, c):
+        key = (layer, round(float(c), 9))
+        if key not in results:
+            results[key] = svm_fit_score(train[layer], train.labels, test[layer], test.labels, C=c,
+                                         n_classes=len(train.classes) or None)
+        return results[key]
+
+    def draw(change=None):
+        layer, c = layer_pick.value, c_slider.value
+        res = fit(layer, c)
+        _set_text(text, svm_line(res, layer, c, int(train[layer].shape[1])))
+        names = list(train.classes) or [str(i) for i in range(len(res.support))]
+        show_figure(plot, viz.plot_per_class_accuracy(
+            names, res.per_class_accuracy, overall=res.accuracy, support=res.support,
+            title=f"Per-class accuracy: {layer}, C = {c:.3g}"))
+
+    layer_pick.observe(draw, names="value")
+    c_slider.observe(draw, names="value")
+    draw()
+    box = W.VBox([W.HBox([layer_pick, c_slider]), text, plot])
+    box.add_class("tplib-svm-explorer")
+    box.results = results  # what was fitted, for tests and curious users
     return box
