@@ -70,7 +70,7 @@ def test_title_badge_and_setup_cell(path):
 def test_questions_have_reference_answers_and_a_summary(path):
     cells = _cells(path)
     questions = [i for i, c in enumerate(cells)
-                 if c["cell_type"] == "markdown" and re.match(r"\*\*Q\d+\.\*\*", _text(c))]
+                 if c["cell_type"] == "markdown" and re.match(r"\*\*Q\d+\b[^*]*\*\*", _text(c))]
     assert questions, "no question"
     for i in questions:
         answer = cells[i + 1]
