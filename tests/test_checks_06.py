@@ -266,3 +266,12 @@ def test_check_evaluate_flags_the_usual_mistakes():
         raise RuntimeError("boom")
     assert_flags(checks.check_evaluate(crashes), "RuntimeError", "boom")
     assert_flags(checks.check_evaluate(None), "function")
+
+
+# ------------------------------------------------------------------ stable lines for trained numbers
+def test_expect_between_says_in_or_out_without_the_number():
+    inside = checks.expect_between(0.987654, 0.9, 1.0, "test accuracy")
+    assert inside.ok and "0.98" not in inside.message and "[0.9, 1]" in inside.message
+    assert_flags(checks.expect_between(0.5, 0.9, 1.0, "test accuracy"), "outside")
+    assert checks.expect_between(torch.tensor(0.95), 0.9, 1.0, "x").ok
+    assert_flags(checks.expect_between("high", 0.9, 1.0, "x"), "expected a number")

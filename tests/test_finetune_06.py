@@ -27,6 +27,7 @@ from tplib.finetune import (
     load_checkpoint,
     make_head,
     save_checkpoint,
+    train_from_scratch,
     train_head,
     train_mode_effect,
     train_model,
@@ -38,6 +39,7 @@ from tplib.models import build_model, load_backbone
 from tplib.predict import count_parameters
 from tplib.preprocess import Preprocess
 from tplib.profile import get_profile
+from tplib.viz import show_misclassified
 
 VGG16_PARAMETERS = 138_357_544
 EXACT = Engine(precision="fp32", channels_last=False, fold_bn=False)
@@ -166,8 +168,9 @@ def _both_paths(backbone, split, *, hidden=0, dropout=0.0, seed=0, augment=False
     model = attach_head(backbone, n_classes=3, head=initial)
     assert model.head is initial
     before = snapshot(initial)
+    # the same arithmetic as EXACT's extraction: no BatchNorm folding, no channels-last layout
     slow = train_model(model, split, epochs=epochs, lr=1e-2, batch_size=4, augment=augment,
-                       seed=seed, progress=False)
+                       seed=seed, progress=False, channels_last=False)
     return fast, slow, before
 
 
@@ -314,3 +317,28 @@ def test_grayscale_preprocessing_and_its_cache_key(lite0_random, tmp_path):
     assert backbone.model is lite0_random.model and backbone.preprocess.grayscale
     assert not lite0_random.preprocess.grayscale
     assert attach_head(backbone, n_classes=2).preprocess.grayscale
+
+
+# ------------------------------------------------------------------ what the notebook shows
+def test_evaluation_knows_its_photos_and_mistakes(lite0_random, image_folder):
+    ds = load_dataset(image_folder)
+    result = train_new_head(lite0_random, ds.train, test=ds.test, epochs=1, progress=False)
+    assert result.how.startswith("cached features") and result.test.paths == list(ds.test.paths)
+    on_images = evaluate_model(result.model, ds.test)
+    assert on_images.paths == list(ds.test.paths)
+    cm = on_images.confusion(3)
+    assert cm.shape == (3, 3) and cm.sum() == len(ds.test)
+    assert np.trace(cm) == len(ds.test) - len(on_images.mistakes())
+    fig = show_misclassified(on_images.paths, on_images.labels, on_images.predictions,
+                             ds.classes, max_images=2)
+    n_wrong = len(on_images.mistakes())
+    assert len(fig.axes) == (min(n_wrong, 2) if n_wrong else 0)
+    none = show_misclassified(on_images.paths, on_images.labels, on_images.labels, ds.classes)
+    assert "no misclassified image among 6" in none.texts[0].get_text()
+
+
+def test_a_scratch_model_carries_its_preprocessing(image_folder):
+    ds = load_dataset(image_folder)
+    scratch = train_from_scratch(ds.train, ds.test, image_size=32, epochs=1, batch_size=4)
+    assert scratch.model.preprocess.size == 32
+    assert evaluate_model(scratch.model, ds.test).accuracy == pytest.approx(scratch.test_accuracy)

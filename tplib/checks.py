@@ -67,6 +67,21 @@ def _as_float(value):
         return None
 
 
+def expect_between(value, low: float, high: float, what: str) -> Verdict:
+    """A stable line for a number that training makes machine-dependent (notebook 06).
+
+    ``✔ <what> within the expected range`` when ``low <= value <= high``, else
+    ``✘`` with the range; the value itself is not printed (it is printed, unchecked, in
+    the cell before), so the line is the same on every machine.
+    """
+    number = _as_float(value)
+    if number is None:
+        return failed(f"{what}: expected a number, got {type(value).__name__}")
+    if low <= number <= high:
+        return passed(f"{what} within the expected range [{low:g}, {high:g}]")
+    return failed(f"{what} outside the expected range [{low:g}, {high:g}]: look for a bug")
+
+
 def check_frozen(model) -> Verdict:
     """Every parameter of ``model`` has ``requires_grad=False`` (notebook 06, freezing).
 
