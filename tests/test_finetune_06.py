@@ -342,3 +342,19 @@ def test_a_scratch_model_carries_its_preprocessing(image_folder):
     scratch = train_from_scratch(ds.train, ds.test, image_size=32, epochs=1, batch_size=4)
     assert scratch.model.preprocess.size == 32
     assert evaluate_model(scratch.model, ds.test).accuracy == pytest.approx(scratch.test_accuracy)
+
+
+def test_training_runs_on_the_device_asked_for(lite0_random, tmp_path):
+    """The ci profile trains on the CPU; a device this machine lacks is refused up front."""
+    from tplib.engine import OptionError
+    from tplib.profile import set_active_profile
+
+    paths, labels = gray_images(tmp_path / "imgs")
+    set_active_profile(get_profile("ci"))
+    model = attach_head(lite0_random, n_classes=2)
+    train_model(model, (paths, labels), epochs=1, batch_size=4, progress=False)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    assert evaluate_model(model, (paths, labels)).predictions.shape == (4,)
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionError, match="CUDA"):
+            train_model(attach_head(lite0_random, n_classes=2), (paths, labels), device="cuda")

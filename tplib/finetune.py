@@ -30,7 +30,9 @@ the same as copying the channel). :func:`train_mode_effect` shows why a frozen b
 with BatchNorm stays in eval mode.
 
 Everything is seeded and runs deterministically on the CPU (the global torch RNG is
-left as it was); progress bars (``tqdm.auto``) follow the run profile unless ``progress`` is given.
+left as it was); end-to-end training runs on the run profile's device (``ci``: the CPU;
+``full``: a CUDA GPU when there is one, which is not bit-for-bit deterministic).
+Progress bars (``tqdm.auto``) follow the run profile unless ``progress`` is given.
 """
 from __future__ import annotations
 
@@ -160,6 +162,21 @@ def loss_and_predictions(logits: torch.Tensor, y: torch.Tensor,
     return F.cross_entropy(logits, y, reduction=reduction), logits.argmax(1)
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters are (the CPU for a model without any)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _training_device(device) -> torch.device:
+    """``device`` as a torch.device; None: the run profile's (ci: the CPU; full: a CUDA GPU
+    when there is one)."""
+    from .engine import resolve_device
+    from .profile import default_engine
+
+    return default_engine(None).check_device() if device is None else resolve_device(device)
+
+
 def _as_features(X) -> torch.Tensor:
     """(n, d) array (float16/32, memory-mapped or not) -> contiguous float32 tensor."""
     X = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
@@ -219,17 +236,21 @@ class Evaluation(NamedTuple):
 @torch.no_grad()
 def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
               transform=None) -> Evaluation:
-    """Evaluate ``model`` in eval mode on (X, y), batch by batch; its mode is restored."""
+    """Evaluate ``model`` in eval mode on (X, y), batch by batch, on the device its
+    parameters are on; its mode is restored."""
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     loss, preds = 0.0, []
     try:
         for s in range(0, len(X), batch_size):
             xb = X[s:s + batch_size]
-            logits = model(transform(xb) if transform is not None else xb)
-            batch_loss, pred = loss_and_predictions(logits, y[s:s + batch_size], reduction="sum")
+            xb = (transform(xb) if transform is not None else xb).to(device)
+            logits = model(xb)
+            batch_loss, pred = loss_and_predictions(logits, y[s:s + batch_size].to(device),
+                                                    reduction="sum")
             loss += float(batch_loss)
-            preds.append(pred)
+            preds.append(pred.cpu())
     finally:
         model.train(was_training)
     n = max(len(X), 1)
@@ -835,7 +856,7 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
     from tqdm.auto import tqdm
 
     transform = _image_transform(model, preprocess, channels_last)
-
+    device = _model_device(model)
     optimizer = torch.optim.Adam(param_groups, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n_batches = math.ceil(len(X) / batch_size)
@@ -848,10 +869,10 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
         t_epoch = time.perf_counter()
         loss_sum, correct = 0.0, 0
         for idx in torch.randperm(len(X), generator=gen).split(batch_size):
-            x = _augment(preprocess.normalize(X[idx]), gen, flip, pad)
+            x = _augment(preprocess.normalize(X[idx]), gen, flip, pad).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            batch_loss, batch_correct = train_step(model, optimizer, x, y[idx])
+            batch_loss, batch_correct = train_step(model, optimizer, x, y[idx].to(device))
             loss_sum += batch_loss
             correct += batch_correct
             bar.update(1)
@@ -932,6 +953,7 @@ def train_model(
     seed: int = 0,
     threads: int = 2,
     channels_last: bool = True,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` end to end on image files with cross-entropy and Adam.
@@ -952,6 +974,9 @@ def train_model(
             private generator seeded by ``seed``, as in :func:`train_head`).
         channels_last: store the model's 4-d weights and the image batches channels
             last (the same numbers up to float rounding, faster convolutions).
+        device: where to train ("cpu", "cuda"); the model is moved there and stays
+            there. Default: the run profile's (``ci``: the CPU, deterministic; ``full``:
+            a CUDA GPU when there is one).
 
     Only parameters with ``requires_grad`` are optimised; frozen blocks stay in eval
     mode (see :class:`FineTuneModel`). Slow on a CPU: every epoch runs the base on
@@ -964,6 +989,7 @@ def train_model(
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise ValueError("train_model needs preprocess= (the model does not carry one)")
+    model.to(_training_device(device))
     X, y, skipped = decode_images(train, preprocess, threads=threads, progress=progress,
                                   desc="decode train")
     Xv = yv = None
@@ -998,7 +1024,8 @@ def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = Non
 
     Returns :class:`Evaluation`: accuracy, mean loss, predictions (n,), labels (n,) and
     paths of the images that could be decoded (for a confusion matrix and the
-    mistakes). ``channels_last``: as in :func:`train_model`.
+    mistakes). ``channels_last``: as in :func:`train_model`. Runs where the model's
+    parameters are (it is not moved).
     """
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
@@ -1030,6 +1057,7 @@ def train_new_head(
     seed: int = 0,
     cache: bool = True,
     engine=None,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """A new head on ``backbone``'s frozen base, trained by the fastest path that allows it.
@@ -1047,6 +1075,8 @@ def train_new_head(
         head: the initial head (default: a new one seeded by ``seed``).
         cache, engine: for the extraction (path "features"); engine defaults to the
             run profile's (:class:`tplib.engine.Engine`; the ``ci`` profile pins fp32).
+        device: where the end-to-end path trains (:func:`train_model`); the head on
+            features always trains on the CPU (it is tiny).
 
     The two paths (``result.path`` says which one ran):
 
@@ -1079,7 +1109,8 @@ def train_new_head(
                         loss=loss, freeze="all", head=head, seed=seed)
     if path == "end-to-end":
         result = train_model(model, train, val, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                             batch_size=batch_size, augment=augment, seed=seed, progress=progress)
+                             batch_size=batch_size, augment=augment, seed=seed, device=device,
+                             progress=progress)
         if test is not None:
             result.test = evaluate_model(model, test)
         return result
@@ -1170,6 +1201,7 @@ def train_from_scratch(
     seed: int = 0,
     threads: int = 2,
     channels_last: bool = True,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> ScratchResult:
     """Train a :class:`SmallCNN` from random weights on the training images.
@@ -1189,6 +1221,7 @@ def train_from_scratch(
 
     Args:
         train_split, test_split: data splits (or (paths, labels) pairs).
+        device: as in :func:`train_model` (default: the run profile's).
 
     Returns:
         :class:`ScratchResult` (model, history, test_accuracy, seconds); ``model.preprocess``
@@ -1207,7 +1240,7 @@ def train_from_scratch(
     n_classes = int(max(int(y.max()), int(yt.max()) if len(yt) else 0)) + 1
     history = _new_history()
     with _seeded(seed):
-        model = SmallCNN(n_classes, width=width)
+        model = SmallCNN(n_classes, width=width).to(_training_device(device))
         model.preprocess = preprocess  # so that evaluate_model(model, split) needs nothing more
         _fit(model, [{"params": list(model.parameters()), "lr": lr}], X, y, Xt, yt, preprocess,
              epochs=epochs, seconds=seconds, t_start=t0, weight_decay=weight_decay,
