@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= $(firstword $(wildcard ../shared/data/15SceneData))
 ARGS ?=
 
-.PHONY: run quick test lint bench clean-venv
+.PHONY: run quick test lint notebooks students bench clean-venv
 
 $(BIN)/tplib: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ quick: $(BIN)/tplib  ## a one-minute classroom demo (5 + 5 images per class)
 
 test: $(BIN)/tplib  ## the test suite (real-data tests need ../shared/data or TPLIB_REAL_DATA)
 	$(BIN)/python -m pytest $(ARGS)
+
+notebooks: $(BIN)/tplib  ## run the solution notebooks in the ci profile, store outputs, regenerate students
+	$(BIN)/python tools/refresh_notebooks.py $(NB)
+
+students: $(BIN)/tplib  ## regenerate notebooks/student/ from the solution notebooks
+	$(BIN)/python tools/student_notebooks.py
 
 lint: $(BIN)/tplib  ## ruff (configured in pyproject.toml)
 	$(BIN)/ruff check .

@@ -16,6 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/oddimages.py
 
+# Browser tests: fixtures chromium, browser (headless Chromium) and screenshot_dir.
+from browser_harness import browser, chromium, screenshot_dir  # noqa: E402,F401
+
 
 def _real_data_root() -> Path | None:
     env = os.environ.get("TPLIB_REAL_DATA")

@@ -289,3 +289,59 @@ def test_run_without_a_networks_weights_says_what_to_place(image_folder, tmp_pat
     # the banner: once at the start (wrapped) and once at the end, never a 600-character line
     assert printed.err.count("NOT ResNet-50") == 1 and printed.out.count("NOT ResNet-50") == 1
     assert max(len(line) for line in (printed.err + printed.out).splitlines()) <= 100
+
+
+def test_out_with_an_earlier_report_is_replaced_and_said(image_folder, tmp_path, capsys):
+    out = tmp_path / "rep"
+    argv = ["run", "--offline", "--model", "efficientnet_lite0", "--data", str(image_folder),
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    first = _metrics(out)["created"]
+    capsys.readouterr()
+    assert main(argv + ["--C", "10"]) == 0
+    assert f"replacing the earlier report in {out}" in " ".join(capsys.readouterr().err.split())
+    second = _metrics(out)
+    assert second["settings"]["C"] == 10 and second["created"] >= first
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "metrics.json",
+                                                     "per_class_accuracy.png", "summary.md"]
+    (out / "mine.txt").write_text("keep me")
+    assert main(argv) == 2 and "holds other files (mine.txt)" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep me"
+
+
+def test_flat_folder_needs_split_and_records_it(tmp_path, capsys):
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    for k, cls in enumerate(("red", "green", "blue")):
+        for i in range(4):
+            (flat / cls).mkdir(parents=True, exist_ok=True)
+            color = [0, 0, 0]
+            color[k] = 200 + 10 * i
+            Image.new("RGB", (40, 30), tuple(color)).save(flat / cls / f"{i}.jpg")
+    argv = ["run", "--offline", "--model", "efficientnet_lite0", "--data", str(flat),
+            "--out", str(tmp_path / "rep"), "--no-progress"]
+    assert main(argv) == 2
+    assert "--split N" in capsys.readouterr().err
+    assert main(argv + ["--split", "3"]) == 0
+    m = _metrics(tmp_path / "rep")
+    assert (m["settings"]["n_train"], m["n_test"]) == (9, 3)
+    assert m["settings"]["split"] == "flat folder split: 3 train per class, rest test, seed 0"
+    assert "flat folder split: 3 train per class" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def test_unwritable_cache_runs_without_it_or_stops_with_strict(image_folder, tmp_path, monkeypatch,
+                                                              capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TPLIB_CACHE", str(blocker / "cache"))
+    argv = ["run", "--offline", "--model", "efficientnet_lite0", "--data", str(image_folder),
+            "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "r1")]) == 0
+    err = capsys.readouterr().err
+    assert "cannot write the feature cache" in err and "computing without the cache" in err
+    m = _metrics(tmp_path / "r1")
+    assert not m["cache"]["hit"] and any("cannot write the feature cache" in w for w in m["warnings"])
+    assert main(argv + ["--strict", "--out", str(tmp_path / "r2")]) == 2
+    assert "cannot write the feature cache" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

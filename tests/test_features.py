@@ -275,3 +275,15 @@ def test_a_cache_writer_that_fails_to_open_closes_what_it_opened(monkeypatch):
         tc.DiskWriter("k-test", {"a": 3, "b": 4, "c": 5}, 10, np.dtype("float32"))
     assert len(opened) == 2 and all(f.fd is None for f in opened)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_one_path_is_one_image_never_its_characters(lite0, scenes):
+    one = str(scenes.test.paths[0])
+    f = extract_features(lite0, one, "pooled", cache=False, progress=False, engine=FP32)
+    assert f["pooled"].shape == (1, 1280) and f.paths == [one]
+    listed = extract_features(lite0, [one], "pooled", cache=False, progress=False, engine=FP32)
+    np.testing.assert_array_equal(f["pooled"], listed["pooled"])
+    from tplib.errors import DataError
+
+    with pytest.raises(DataError, match="is a folder"):
+        extract_features(lite0, str(scenes.root), "pooled", cache=False, progress=False)

@@ -93,6 +93,7 @@ def test_write_report_files_and_no_temp_left(report):
         assert p.is_file() and p.parent == out
     # Only the four files: no leftover temp file from the atomic writes.
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report"]
 
 
 def test_metrics_json_round_trips(report, result):
@@ -173,13 +174,52 @@ def test_summary_md_caps_skipped_list(tmp_path):
     assert "50 more" in text
 
 
-def test_rewrite_replaces_files(tmp_path):
-    write_report(tmp_path, make_result())
+def test_rewrite_replaces_the_earlier_report_as_a_whole(tmp_path):
+    out = tmp_path / "report"
+    write_report(out, make_result())
     res = make_result()
     res["title"] = "second run"
-    paths = write_report(tmp_path, res)
+    paths = write_report(out, res)
     assert paths["summary"].read_text(encoding="utf-8").startswith("# second run\n")
-    assert len(list(tmp_path.iterdir())) == 4
+    assert json.loads(paths["metrics"].read_text())["title"] == "second run"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temp folder left
+
+
+def test_a_failed_write_keeps_the_earlier_report(tmp_path, monkeypatch):
+    import errno
+
+    import tplib.report as report
+    from tplib.errors import TplibError
+
+    out = tmp_path / "report"
+    write_report(out, make_result())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "_summary_markdown", disk_full)
+    with pytest.raises(TplibError, match=f"no space left on the disk of {tmp_path}"):
+        write_report(out, make_result())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_out_folders_that_cannot_be_used_are_refused_first(tmp_path):
+    from tplib.errors import TplibError
+    from tplib.report import check_out_dir
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("mine")
+    with pytest.raises(TplibError, match="holds other files .thesis.tex."):
+        check_out_dir(tmp_path / "notes")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TplibError, match="is an existing file"):
+        check_out_dir(tmp_path / "file")
+    with pytest.raises(TplibError, match="not a writable folder"):
+        check_out_dir(tmp_path / "file" / "below")
+    assert check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
 
 
 def test_console_summary(result):
@@ -346,4 +386,4 @@ def test_report_figures_state_accuracy_size_and_weights(result, tmp_path):
     for fig in (_confusion_figure(result), _per_class_figure(result)):
         title = fig.axes[0].get_title()
         assert f"({result['n_correct']}/{result['n_test']})" in title
-        assert "weights imagenet (package" in title
+        assert "weights imagenet (package" in " ".join(title.split())

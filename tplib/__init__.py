@@ -37,7 +37,7 @@ _EXPORTS = {
     "Preprocess": "preprocess",
     "TplibError": "errors",
 }
-_SUBMODULES = {"checks", "data", "datasets", "engine", "features", "finetune", "lab", "models",
+_SUBMODULES = {"checks", "data", "datasets", "engine", "features", "finetune", "images", "lab", "models",
                "predict", "preprocess", "profile", "registry", "session", "svm", "viz", "widgets"}
 
 __all__ = sorted(_EXPORTS)

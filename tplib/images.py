@@ -6,6 +6,9 @@ whose orientation lives in EXIF, truncated downloads. :func:`load_rgb` turns eve
 decodable file into an 8-bit RGB ``PIL.Image`` and raises :class:`ImageError` with a
 one-line reason for the rest, so callers can skip and list them instead of crashing.
 
+:func:`load_image_from` takes a file path or a URL (notebook 02's "your own photo"),
+:func:`image_from_bytes` an upload.
+
 Taught in notebook 02 (ImageNet prediction) and 04 (grayscale -> 3 channels).
 """
 from __future__ import annotations
@@ -96,11 +99,17 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
+    return _decode(path, path, size)
+
+
+def _decode(source, label, size: int) -> Image.Image:
+    """Open a path or a binary file object; RGB or 8-bit "L" image, or :class:`ImageError`."""
+    path = label
     # Pillow's global settings are left alone: its pixel limit (MAX_IMAGE_PIXELS) is
     # checked here per image, and LOAD_TRUNCATED_IMAGES keeps the caller's choice
     # (False by default, so truncated files fail and are skipped).
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageError(
                     f"{path}: {img.width}x{img.height} pixels is too large "
@@ -117,3 +126,64 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: image too large ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{path}: truncated or corrupt image data ({exc})") from exc
+
+
+# ------------------------------------------------------------------ notebook 02
+#: Largest download accepted by :func:`load_image_from` (a photo, not a data set).
+MAX_DOWNLOAD_BYTES = 40 * 1024 * 1024
+
+
+def image_from_bytes(data: bytes, name: str = "uploaded image") -> Image.Image:
+    """Decode the bytes of an image file (an upload, a download) into an RGB image.
+
+    ``name`` only labels error messages. Same rules as :func:`load_rgb`; raises
+    :class:`ImageError` with a one-line reason.
+    """
+    import io
+
+    data = bytes(data)  # ipywidgets 8 hands uploads over as memoryview
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    return to_rgb(_decode(io.BytesIO(data), name, len(data)))
+
+
+def load_image_from(source: str | os.PathLike, *, timeout: float = 15.0) -> Image.Image:
+    """A photo of the student's choice: a file path or an http(s) URL -> RGB image.
+
+    A URL is downloaded into memory (at most :data:`MAX_DOWNLOAD_BYTES`); ``timeout``
+    bounds each network wait. Every failure raises a :class:`TplibError` whose message
+    is one line saying what went wrong and what to do (notebook 02): no network, an
+    HTTP error, a file that is missing or not an image.
+    """
+    from .errors import DownloadError
+
+    text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if not text or not str(text).strip():
+        raise ImageError(f"give a file path or a URL, not {source!r}")
+    text = str(text).strip()
+    if not text.lower().startswith(("http://", "https://")):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ImageError(f"{path}: no such file (give a path to an image file, or an http(s) URL)")
+        return load_rgb(path)
+    import urllib.error
+    import urllib.request
+
+    from .download import USER_AGENT, _network_reason
+
+    request = urllib.request.Request(text, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = _network_reason(exc, timeout)
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # it holds the error page's socket
+            hint = "Check the URL, or save the image and give its file path instead."
+        else:
+            hint = "No network here? Save the image and give its file path instead."
+        raise DownloadError(f"could not download {text} ({reason}). {hint}") from None
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise DownloadError(f"{text} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB: not a photo "
+                            "for this lab (download and shrink it first)")
+    return image_from_bytes(data, text)

@@ -135,8 +135,10 @@ def check_options(opts: LabOptions):
                                  f"{spec.layers[spec.default_layer]!r})")
     if opts.split is not None and opts.split < 1:
         raise OptionError(f"--split must be at least 1 image per class, not {opts.split}")
-    if opts.out is not None and Path(opts.out).exists() and not Path(opts.out).is_dir():
-        raise OptionError(f"--out {opts.out} is an existing file; give a folder for the report")
+    if opts.out is not None:
+        from .report import check_out_dir
+
+        check_out_dir(opts.out)
     engine.check_device()
     if opts.strict and opts.cache:  # --strict never carries on without the cache
         from .cache import check_writable
@@ -259,6 +261,7 @@ def run_lab(opts: LabOptions) -> LabResult:
             "model": backbone.name, "requested_model": backbone.requested, "weights": weights,
             "weights_source": backbone.source, "data": dataset.title,
             "data_source": dataset.source, "data_origin": dataset.origin,
+            "split": dataset.split_rule or "train/ and test/ folders",
             "subset": dataset.subset_rule or "all images", "profile": profile.name,
             "layer": layer, "node": backbone.node(layer), "pool": opts.pool,
             "feature_dim": int(train[layer].shape[1]), "C": C,
@@ -276,5 +279,7 @@ def run_lab(opts: LabOptions) -> LabResult:
                "hit": bool(train.from_cache and test.from_cache)},
     )
     out = Path(opts.out) if opts.out else Path.cwd() / "reports" / time.strftime("run-%Y%m%d-%H%M%S")
+    if (out / "metrics.json").exists():
+        logger.info("replacing the earlier report in %s", out)
     result.report = {k: str(v) for k, v in write_report(out, result.to_dict()).items()}
     return result

@@ -12,14 +12,17 @@ and :func:`tplib.setup` all use it): the asked network if its weights can be had
 a weights file that is there but broken is an error; missing weights mean a labelled
 real substitute (EfficientNet-Lite0), then labelled random weights, never silently.
 
-Taught in notebooks 01 (anatomy), 02 (prediction), 04 (relu7 features), 05 (other networks).
+Taught in notebooks 01 (anatomy), 02 (prediction, train vs eval mode), 03 (first layers),
+04 (relu7 features), 05 (other networks).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -29,7 +32,8 @@ from .preprocess import Preprocess
 from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, get_spec
 
 __all__ = [
-    "Backbone", "VGG16relu7", "build_model", "imagenet_categories", "load_backbone",
+    "Backbone", "FirstLayers", "VGG16relu7", "build_model", "first_layers", "mode_sensitive_layers",
+    "train_mode", "imagenet_categories", "load_backbone",
     "resolve_backbone", "weights_available", "weights_help", "weights_path",
     "weights_resource", "NETWORK_NAMES", "NETWORKS",
 ]
@@ -107,6 +111,10 @@ class Backbone:
             f"{', '.join(self.layers)} (or a module name such as "
             f"{self.layers[self.default_layer]!r}; `tplib layers --model {self.name}` lists them)"
         )
+
+    def module(self, layer: str) -> nn.Module:
+        """The ``nn.Module`` behind a friendly or module name, e.g. its ``.weight``."""
+        return self.model.get_submodule(self.node(layer))
 
     def describe(self) -> str:
         """One line for a notebook or a report: network, weights and their source."""
@@ -410,3 +418,63 @@ class VGG16relu7(nn.Module):
         # the handout's x.view(x.size(0), -1), which fails on channels_last tensors
         x = torch.flatten(x, 1)
         return self.classifier(x)
+
+
+# ------------------------------------------------------------------ notebooks 02 and 03
+class FirstLayers(NamedTuple):
+    """Layer names of one network for notebook 03 (from its registry entry).
+
+    conv: the first convolution (its filters); activation: its maps after the first
+    non-linearity (VGG16 ``relu1_1``, EfficientNet-Lite ``stem`` = conv + BN + ReLU6);
+    deeper: a layer in the middle of the network (VGG16 ``relu4_3``, Lite ``block4``).
+    Each is accepted by :meth:`Backbone.node`, :meth:`Backbone.module` and
+    :func:`tplib.activations`.
+    """
+
+    conv: str
+    activation: str
+    deeper: str
+
+
+def first_layers(backbone: Backbone | NetworkSpec) -> FirstLayers:
+    """The first conv, first activation and a deeper layer of ``backbone`` (notebook 03)."""
+    spec = backbone if isinstance(backbone, NetworkSpec) else backbone.spec
+    return FirstLayers(spec.first_conv, spec.first_activation, spec.deeper_layer)
+
+
+@contextmanager
+def train_mode(model: nn.Module):
+    """Put ``model`` in train mode for a ``with`` block, then restore it exactly.
+
+    A forward pass in train mode changes the model: BatchNorm layers update their
+    running mean and variance (even under ``torch.no_grad()``). This context saves
+    every buffer and the train/eval flag of each module and puts them back on exit,
+    so a demo of train mode (notebook 02, Q3) leaves the network as it was.
+    """
+    flags = {name: m.training for name, m in model.named_modules()}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    model.train()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
+        for name, m in model.named_modules():
+            m.training = flags.get(name, m.training)
+
+
+def mode_sensitive_layers(model: nn.Module) -> dict[str, int]:
+    """How many layers behave differently in train and eval mode (notebook 02, Q3).
+
+    Returns {"dropout": n, "batchnorm": n}: active dropout layers (``nn.Dropout*``
+    with p > 0, plus a dropout rate that timm's networks apply inside ``forward``) and
+    batch-normalisation layers (which use the batch's statistics in train mode and
+    their stored ImageNet averages in eval mode).
+    """
+    dropout = sum(1 for m in model.modules()
+                  if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+    dropout += int(float(getattr(model, "drop_rate", 0) or 0) > 0)
+    batchnorm = sum(1 for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    return {"dropout": dropout, "batchnorm": batchnorm}

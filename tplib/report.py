@@ -4,12 +4,13 @@ A run produces one plain, JSON-serialisable ``result`` dict (see :func:`write_re
 :func:`write_report` turns it into ``metrics.json``, two PNG figures and ``summary.md``;
 :func:`format_console_summary` turns it into text for the terminal.
 
-Every file is written atomically (temporary file in the same folder, then
-``os.replace``), so an interrupted run leaves either the previous file or the new one,
-never half of one. Figures are drawn without ``pyplot``, so no global backend is touched.
+The report folder is written as a whole: its files go to a temporary folder that then
+replaces the report folder, so an interrupted run leaves the previous report or the new
+one, never half of one or a mix of two. Figures are drawn without ``pyplot``, so no global backend is touched.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -234,8 +235,42 @@ def _summary_markdown(result: Mapping[str, Any], created: str) -> str:
 # ------------------------------------------------------------------------ public
 
 
+REPORT_FILES = (METRICS_NAME, CONFUSION_NAME, PER_CLASS_NAME, SUMMARY_NAME)
+
+
+def check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, a report folder that cannot be used; returns it as a Path.
+
+    A file, a folder holding files that are not an earlier report (they would be lost),
+    or a place that cannot be written is a :class:`~tplib.errors.TplibError`. An
+    earlier report there is fine: :func:`write_report` replaces it as a whole.
+    """
+    from .errors import TplibError
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TplibError(f"--out {out} is an existing file; give a folder for the report")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES)
+        if others:
+            raise TplibError(f"--out {out} holds other files ({', '.join(others[:3])}"
+                             f"{', ...' if len(others) > 3 else ''}); give an empty or new folder "
+                             "(an earlier report there would be replaced)")
+    ancestor = out
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise TplibError(f"cannot write the report in {out}: {ancestor} is not a writable folder")
+    return out
+
+
 def write_report(out_dir: str | os.PathLike[str], result: dict) -> dict[str, Path]:
     """Write metrics.json, confusion_matrix.png, per_class_accuracy.png and summary.md.
+
+    The four files are written into a temporary folder beside ``out_dir``, which then
+    replaces ``out_dir`` (an earlier report there is replaced as a whole: never a mix of
+    two runs' files). ``out_dir`` must be new, empty or an earlier report
+    (:func:`check_out_dir`).
 
     Args:
         out_dir: folder to write into; created (with parents) if missing.
@@ -243,27 +278,47 @@ def write_report(out_dir: str | os.PathLike[str], result: dict) -> dict[str, Pat
             "timings" (seconds, optionally "images_per_second"), "accuracy",
             "n_correct", "n_test", "classes" (K), "per_class_accuracy" (K floats),
             "per_class_support" (K ints), "confusion_matrix" (K x K ints, row = true),
-            "skipped" (list of {"path", "reason"}), "warnings" (list[str]) and
-            optionally "cache". It is not modified.
+            "skipped" and "ignored" (lists of {"path", "reason"}), "warnings"
+            (list[str]) and optionally "cache". It is not modified.
 
     Returns:
         {"metrics", "confusion_matrix", "per_class", "summary"} -> path of each file.
+
+    Raises:
+        TplibError: the folder cannot be used, or the disk is full (naming the folder).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "metrics": out / METRICS_NAME,
-        "confusion_matrix": out / CONFUSION_NAME,
-        "per_class": out / PER_CLASS_NAME,
-        "summary": out / SUMMARY_NAME,
-    }
+    import shutil
+
+    from .errors import TplibError
+
+    out = check_out_dir(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
     created = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-    # metrics.json first: the numbers matter most if plotting fails later.
-    atomic_write_text(paths["metrics"], _metrics_json(result, created))
-    _atomic_save_figure(paths["confusion_matrix"], _confusion_figure(result))
-    _atomic_save_figure(paths["per_class"], _per_class_figure(result))
-    atomic_write_text(paths["summary"], _summary_markdown(result, created))
-    return paths
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        # metrics.json first: the numbers matter most if plotting fails later.
+        atomic_write_text(tmp / METRICS_NAME, _metrics_json(result, created))
+        _atomic_save_figure(tmp / CONFUSION_NAME, _confusion_figure(result))
+        _atomic_save_figure(tmp / PER_CLASS_NAME, _per_class_figure(result))
+        atomic_write_text(tmp / SUMMARY_NAME, _summary_markdown(result, created))
+        if out.exists():
+            os.replace(out, old)  # the earlier report (or an empty folder) steps aside
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.replace(old, out)  # put the earlier report back
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise TplibError(f"no space left on the disk of {out.parent} while writing the report "
+                             "(it needs about 1 MB): free some space or give another --out") from exc
+        raise TplibError(f"cannot write the report in {out} ({exc.strerror or exc}): give "
+                         "another --out") from exc
+    shutil.rmtree(old, ignore_errors=True)
+    return {"metrics": out / METRICS_NAME, "confusion_matrix": out / CONFUSION_NAME,
+            "per_class": out / PER_CLASS_NAME, "summary": out / SUMMARY_NAME}
 
 
 def console_banner(banner: Sequence[str]) -> list[str]:

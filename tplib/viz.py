@@ -25,6 +25,10 @@ __all__ = [
     "plot_layer_curve",
     "plot_training_curves",
     "imagenet_denormalize",
+    "plot_layer_parameters",
+    "plot_topk",
+    "plot_filters",
+    "plot_activation_channel",
     "show_misclassified",
 ]
 
@@ -315,6 +319,7 @@ def plot_activation_maps(
     ncols: int = 8,
     title: str | None = None,
     cmap: str = "viridis",
+    size: float = 1.5,
 ) -> Figure:
     """The first ``n`` channels of a feature map, one small image each.
 
@@ -324,6 +329,7 @@ def plot_activation_maps(
         ncols: channels per row.
         title: optional figure title.
         cmap: colour map.
+        size: inches per channel (smaller figures are lighter notebooks).
 
     Returns:
         The Figure, one axes (one image, titled with the channel index) per channel. Each
@@ -336,7 +342,7 @@ def plot_activation_maps(
         raise ValueError(f"expected activation maps of shape (C, H, W) or (1, C, H, W), got {arr.shape}")
     count = max(1, min(n, arr.shape[0]))
     nrows, cols = _grid(count, ncols)
-    fig = _new_figure((1.5 * cols, 1.5 * nrows + (0.5 if title else 0.0)), layout="constrained")
+    fig = _new_figure((size * cols, size * nrows + (0.5 if title else 0.0)), layout="constrained")
     for c in range(count):
         ax = fig.add_subplot(nrows, cols, c + 1)
         ax.imshow(_minmax(arr[c]), cmap=cmap, vmin=0.0, vmax=1.0)
@@ -490,6 +496,214 @@ def imagenet_denormalize(tensor: Any, mean: Sequence[float], std: Sequence[float
     m = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
     s = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
     return np.clip(np.transpose(arr * s + m, (1, 2, 0)), 0.0, 1.0)
+
+
+# ------------------------------------------------------------ notebooks 01, 02, 03
+
+
+def plot_layer_parameters(
+    rows: Any,
+    *,
+    log: bool = True,
+    total: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Bar plot of the parameters of each layer that has some (notebook 01).
+
+    Args:
+        rows: a :class:`tplib.predict.LayerTable` (or any sequence of rows with ``.layer``,
+            ``.params`` and optionally ``.kind``), or a mapping layer -> parameter count.
+            Layers without parameters (ReLU, pooling) are left out.
+        log: logarithmic y axis (the counts span five orders of magnitude in VGG16).
+        total: the model's total, for the share printed above each bar of 1% or more;
+            defaults to ``rows.total`` when there is one, else the sum of the rows.
+        title: defaults to "Parameters per layer".
+
+    Returns:
+        The Figure; its axes hold one bar per layer with parameters. Fully connected
+        (``Linear``) layers are drawn in another colour.
+    """
+    if isinstance(rows, Mapping):
+        items = [(str(k), int(v), "") for k, v in rows.items()]
+    else:
+        items = [(str(r.layer), int(r.params), str(getattr(r, "kind", ""))) for r in rows]
+        total = total if total is not None else getattr(rows, "total", None)
+    items = [it for it in items if it[1] > 0]
+    if not items:
+        raise ValueError("plot_layer_parameters: no layer has parameters")
+    total = int(total) if total else sum(p for _, p, _ in items)
+    names = [n for n, _, _ in items]
+    counts = np.array([p for _, p, _ in items], dtype=np.float64)
+    is_fc = [k == "Linear" for _, _, k in items]
+    colors = ["tab:red" if fc else "tab:blue" for fc in is_fc]
+
+    fig = _new_figure((max(6.0, 0.42 * len(names) + 2.0), 4.2))
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    ax.bar(x, counts, color=colors)
+    for xi, c in zip(x, counts):
+        share = c / total
+        if share >= 0.01:
+            ax.annotate(f"{100 * share:.0f}%", (xi, c), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    ax.margins(y=0.15)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("parameters" + (" (log scale)" if log else ""))
+    if any(is_fc) and not all(is_fc):
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color="tab:blue", label="convolution"),
+                           Patch(color="tab:red", label="fully connected")], fontsize=8, loc="upper left")
+    ax.set_title(title if title is not None else f"Parameters per layer (total {total:,})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.tight_layout()
+    return fig
+
+
+def _is_topk(x: Any) -> bool:
+    """True for one top-k list [(name, probability), ...] (not a list of such lists)."""
+    return (isinstance(x, Sequence) and len(x) > 0 and isinstance(x[0], Sequence)
+            and len(x[0]) == 2 and isinstance(x[0][0], str))
+
+
+def plot_topk(
+    topk: Any,
+    images: Any | None = None,
+    titles: Sequence[str] | None = None,
+) -> Figure:
+    """Top-k class names and confidences as horizontal bars, one row per image (notebook 02).
+
+    Args:
+        topk: one top-k list ``[(class name, probability), ...]`` best first (what
+            :func:`tplib.predict_topk` gives per image), or a list of such lists.
+        images: optional image (or list of images, one per top-k list) drawn to the left
+            of its bars: PIL images, arrays or tensors as in :func:`show_images`.
+        titles: optional title per row (e.g. the photo's name).
+
+    Returns:
+        The Figure: per row, an image axes (when images are given) and a bar axes with
+        k bars, best on top, each labelled with its probability.
+    """
+    lists = [topk] if _is_topk(topk) else list(topk)
+    if not lists or not all(_is_topk(t) for t in lists):
+        raise ValueError("plot_topk: expected [(class name, probability), ...] or a list of those")
+    if images is not None and (hasattr(images, "mode") or hasattr(images, "shape")):
+        images = [images]
+    if images is not None and len(images) != len(lists):
+        raise ValueError(f"{len(images)} images for {len(lists)} top-k lists")
+    if titles is not None and len(titles) != len(lists):
+        raise ValueError(f"{len(titles)} titles for {len(lists)} top-k lists")
+    k = max(len(t) for t in lists)
+    row_h = max(1.6, 0.3 * k + 0.5)
+    fig = _new_figure((7.0 if images is not None else 5.5, row_h * len(lists)), layout="constrained")
+    cols = 2 if images is not None else 1
+    grid = fig.add_gridspec(len(lists), cols, width_ratios=[1, 2.2] if cols == 2 else [1])
+    for r, top in enumerate(lists):
+        if images is not None:
+            iax = fig.add_subplot(grid[r, 0])
+            iax.imshow(_image_to_array(images[r]))
+            iax.set_axis_off()
+        ax = fig.add_subplot(grid[r, cols - 1])
+        names = [str(n) for n, _ in top][::-1]
+        probs = np.array([float(p) for _, p in top], dtype=np.float64)[::-1]
+        y = np.arange(len(names))
+        ax.barh(y, probs, color=["tab:blue"] * (len(names) - 1) + ["tab:orange"], height=0.7)
+        for yi, p in zip(y, probs):
+            ax.text(p + 0.01, yi, f"{p:.3f}", va="center", fontsize=8)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names, fontsize=9)
+        ax.set_xlim(0.0, 1.15)
+        ax.set_xlabel("probability (softmax)", fontsize=8)
+        if titles is not None:
+            ax.set_title(str(titles[r]), fontsize=10)
+    return fig
+
+
+def plot_filters(weight: Any, *, n: int = 64, ncols: int = 16, title: str | None = None) -> Figure:
+    """The filters of a convolution as small tiles (notebook 03: first-layer filters).
+
+    Args:
+        weight: (C_out, C_in, kh, kw) array or tensor (a ``Conv2d``'s ``.weight``).
+        n: at most this many filters are drawn.
+        ncols: tiles per row.
+        title: optional figure title.
+
+    Returns:
+        The Figure, one axes per filter. With C_in = 3 each filter is drawn as an RGB
+        tile, scaled to its own min / max (a bright red square: a large positive weight
+        on the red channel at that position; dark: negative weights); with another C_in,
+        the mean over input channels in grey. Tiles are drawn with nearest-neighbour
+        pixels: a 3x3 filter is 9 squares.
+    """
+    w = _to_numpy(weight).astype(np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"expected a (C_out, C_in, kh, kw) weight, got shape {w.shape}")
+    count = max(1, min(n, w.shape[0]))
+    nrows, cols = _grid(count, ncols)
+    fig = _new_figure((0.75 * cols, 0.75 * nrows + (0.5 if title else 0.1)), layout="constrained")
+    for c in range(count):
+        ax = fig.add_subplot(nrows, cols, c + 1)
+        f = w[c]
+        lo, hi = float(f.min()), float(f.max())
+        f = (f - lo) / (hi - lo) if hi > lo else np.full_like(f, 0.5)
+        if f.shape[0] == 3:
+            ax.imshow(np.transpose(f, (1, 2, 0)), interpolation="nearest")
+        else:
+            ax.imshow(f.mean(axis=0), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(f"#{c}", fontsize=6)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_activation_channel(
+    maps: Any,
+    channel: int,
+    *,
+    image: Any | None = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+) -> Figure:
+    """One channel of a layer's activation maps, beside the input photo (notebook 03's view).
+
+    Args:
+        maps: (C, H, W) array or tensor (:func:`tplib.activations` for one layer).
+        channel: index in 0..C-1.
+        image: optional photo drawn on the left (PIL image, array or tensor).
+        title: optional figure title.
+        cmap: colour map; the map keeps its own value range (colour bar shown).
+
+    Returns:
+        The Figure: an image axes (when ``image`` is given), the map's axes and its colour bar.
+    """
+    arr = _to_numpy(maps)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise ValueError(f"expected activation maps of shape (C, H, W), got {arr.shape}")
+    if not 0 <= int(channel) < arr.shape[0]:
+        raise ValueError(f"channel {channel} out of range 0..{arr.shape[0] - 1}")
+    channel = int(channel)
+    m = arr[channel].astype(np.float32)
+    fig = _new_figure((5.6 if image is not None else 3.3, 2.8), layout="constrained")
+    if image is not None:
+        iax = fig.add_subplot(1, 2, 1)
+        iax.imshow(_image_to_array(image))
+        iax.set_axis_off()
+        iax.set_title("input", fontsize=9)
+    ax = fig.add_subplot(1, 2 if image is not None else 1, 2 if image is not None else 1)
+    shown = ax.imshow(m, cmap=cmap)
+    ax.set_title(f"channel {channel} of {arr.shape[0]} ({m.shape[0]}x{m.shape[1]})", fontsize=9)
+    ax.set_axis_off()
+    fig.colorbar(shown, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 # ------------------------------------------------------------ mistakes (notebook 06)

@@ -35,6 +35,165 @@ def show_figure(out, fig) -> None:
         display(fig)
 
 
+# ------------------------------------------------------------------ notebooks 01-03
+def uploaded_files(value) -> list[tuple[str, bytes]]:
+    """[(file name, bytes)] from a ``FileUpload``'s ``.value``, in ipywidgets 7 or 8.
+
+    ipywidgets 8 gives a tuple of dicts with ``name`` and ``content`` (a memoryview);
+    7.7.1 (Colab's) gives a dict file name -> {"metadata": {...}, "content": bytes}.
+    """
+    if isinstance(value, dict):
+        return [(str(name), bytes(item["content"])) for name, item in value.items()]
+    return [(str(item.get("name", "upload")), bytes(item["content"])) for item in value or ()]
+
+
+def _show_text(out, text: str) -> None:
+    with out:
+        out.clear_output(wait=True)
+        print(text)
+
+
+def topk_view(backbone, photos=None, k: int = 5):
+    """Notebook 02: choose a photo, or upload one, and see its top-k ImageNet classes.
+
+    A thin view over :func:`tplib.predict_topk` and :func:`tplib.viz.plot_topk` (the
+    same calls the notebook makes just before it). ``photos``: {name: path or PIL
+    image}, default :func:`tplib.sample_photos`. An upload is added to the photo list
+    and shown; a file that is not an image gives one line instead of a figure.
+    Predictions are computed once per photo. Returns the top widget (CSS class
+    ``tplib-topk``); ``.photo``, ``.upload`` and ``.out`` are its controls and output.
+    """
+    from . import viz
+    from .errors import ImageError
+    from .images import image_from_bytes, load_rgb
+    from .predict import predict_topk
+    from .samples import sample_photos
+
+    W = _widgets()
+    sources = dict(photos if photos is not None else sample_photos())
+    images, results = {}, {}
+
+    def image(name):
+        if name not in images:
+            src = sources[name]
+            images[name] = src if hasattr(src, "mode") else load_rgb(src)
+        return images[name]
+
+    def draw(name):
+        if name not in results:
+            results[name] = predict_topk(backbone, [image(name)], k)[0]
+        show_figure(out, viz.plot_topk(results[name], images=[image(name)], titles=[name]))
+
+    photo = W.Dropdown(options=list(sources), value=next(iter(sources)), description="photo")
+    upload = W.FileUpload(accept="image/*", multiple=False, description="your photo")
+    out = W.Output()
+    busy = []
+
+    def on_photo(change):
+        if not busy:
+            draw(change["new"])
+
+    def on_upload(change):
+        for fname, data in uploaded_files(change["new"]):
+            try:
+                img = image_from_bytes(data, fname)
+            except ImageError as exc:
+                _show_text(out, str(exc))
+                continue
+            name = f"upload: {fname}"
+            sources[name], images[name] = img, img
+            results.pop(name, None)
+            busy.append(1)  # new options may reset the value: draw once, below
+            try:
+                if name not in photo.options:
+                    photo.options = [*photo.options, name]
+                photo.value = name
+            finally:
+                busy.pop()
+            draw(name)
+
+    photo.observe(on_photo, names="value")
+    upload.observe(on_upload, names="value")
+    box = W.VBox([W.HBox([photo, upload]), out])
+    box.add_class("tplib-topk")
+    box.photo, box.upload, box.out = photo, upload, out
+    draw(photo.value)
+    return box
+
+
+def activation_browser(backbone, photos=None, layers=None, channel: int = 0):
+    """Notebook 03: browse activation maps by photo, layer and channel.
+
+    A thin view over :func:`tplib.activations` and :func:`tplib.viz.plot_activation_channel`.
+    ``photos``: {name: path or PIL image} (default :func:`tplib.sample_photos`);
+    ``layers``: layer names (default: every friendly layer with (C, H, W) maps). The maps
+    of a (photo, layer) pair are computed once and kept, so moving the channel slider
+    only redraws. Returns the top widget (CSS class ``tplib-activations``); ``.photo``,
+    ``.layer``, ``.channel`` and ``.out`` are its controls and output.
+    """
+    from . import viz
+    from .features import activations
+    from .images import load_rgb
+    from .predict import layer_table
+    from .samples import sample_photos
+
+    W = _widgets()
+    sources = dict(photos if photos is not None else sample_photos())
+    if layers is None:
+        layers = [row.layer for row in layer_table(backbone) if len(row.shape) == 3]
+    layers = list(layers)
+    shown_images, maps = {}, {}
+    prep = backbone.preprocess
+
+    def input_image(name):  # what the network sees: the photo resized to its input size
+        if name not in shown_images:
+            src = sources[name]
+            shown_images[name] = prep.resize(src if hasattr(src, "mode") else load_rgb(src))
+        return shown_images[name]
+
+    def layer_maps(name, layer):
+        if (name, layer) not in maps:
+            maps[name, layer] = activations(backbone, input_image(name), layer)[layer]
+        return maps[name, layer]
+
+    photo = W.Dropdown(options=list(sources), value=next(iter(sources)), description="photo")
+    layer = W.Dropdown(options=layers, value=layers[0], description="layer")
+    first = layer_maps(photo.value, layer.value)
+    slider = W.IntSlider(value=min(max(int(channel), 0), first.shape[0] - 1), min=0,
+                         max=first.shape[0] - 1, description="channel", continuous_update=True)
+    out = W.Output()
+    busy = []
+
+    def draw():
+        m = layer_maps(photo.value, layer.value)
+        fig = viz.plot_activation_channel(m, slider.value, image=input_image(photo.value),
+                                          title=f"{photo.value}, {layer.value}")
+        show_figure(out, fig)
+
+    def on_pair(change):
+        m = layer_maps(photo.value, layer.value)
+        busy.append(1)  # changing max may move the value: draw once, here
+        try:
+            slider.value = min(slider.value, m.shape[0] - 1)
+            slider.max = m.shape[0] - 1
+        finally:
+            busy.pop()
+        draw()
+
+    def on_channel(change):
+        if not busy:
+            draw()
+
+    photo.observe(on_pair, names="value")
+    layer.observe(on_pair, names="value")
+    slider.observe(on_channel, names="value")
+    box = W.VBox([W.HBox([photo, layer]), slider, out])
+    box.add_class("tplib-activations")
+    box.photo, box.layer, box.channel, box.out = photo, layer, slider, out
+    draw()
+    return box
+
+
 # =============================================================================
 # Notebook 06: fine-tuning a new head
 # =============================================================================
