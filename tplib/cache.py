@@ -36,7 +36,6 @@ Messages go to ``logging.getLogger("tplib")``; the library never prints.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import json
@@ -86,7 +85,7 @@ def make_key(backbone, nodes: dict, pool: str, precision: str, device_type: str,
         "weights_id": backbone.weights_id,
         "layers": nodes,
         "pool": pool,
-        "preprocess": dataclasses.asdict(backbone.preprocess),
+        "preprocess": backbone.preprocess.key(),
         "precision": precision,
         "device_type": device_type,
         "channels_last": channels_last,

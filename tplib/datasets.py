@@ -8,9 +8,10 @@ For a known dataset (:data:`KNOWN_DATASETS`) it looks, in this order:
 2. the shared data folder: ``$TPLIB_REAL_DATA/<folder>``, or ``../shared/data/<folder>``
    beside the checkout (how classrooms and CI provide the real images; ``"folder"``);
 3. the cache ``$TPLIB_CACHE/data``: the unpacked folder, or the course zip placed there
-   by hand (verified, then unpacked safely; ``"cache"``);
-4. the course download, when the profile allows it (size and git blob id checked;
-   ``"download"``);
+   by hand (verified, then unpacked safely; ``"cache"``); for Oxford-IIIT Pet, its
+   folder built from the raw files placed there (``"cache"``);
+4. the download, when the profile allows it (15 Scene: the course zip, size and git
+   blob id checked; Oxford-IIIT Pet: through torchvision, MD5 checked; ``"download"``);
 5. 15 Scene only, and never with ``strict``: a generated stand-in with its layout,
    labelled in ``dataset.notes`` (``"generated"``). Its accuracies say nothing about
    scenes; :attr:`tplib.data.Dataset.is_real` lets a notebook refuse to show them as real.
@@ -42,6 +43,8 @@ class DatasetInfo:
         folder: the folder name it unpacks to (and is looked for under the shared folder).
         resource: key of :data:`tplib.download.RESOURCES` for its download, or None.
         can_generate: a generated stand-in exists for offline demos.
+        builder: key of :data:`BUILDERS`: a function that builds the folder in the
+            cache from raw files (placed there, or downloaded), or None.
     """
 
     name: str
@@ -49,12 +52,15 @@ class DatasetInfo:
     folder: str
     resource: str | None = None
     can_generate: bool = False
+    builder: str | None = None
 
 
 KNOWN_DATASETS: dict[str, DatasetInfo] = {
     "15scene": DatasetInfo("15scene", "15 Scene", "15SceneData", resource="15scene",
                            can_generate=True),
     "catsdogs": DatasetInfo("catsdogs", "cats vs dogs", "catsdogs"),
+    "pets": DatasetInfo("pets", "Oxford-IIIT Pet, cats vs dogs", "oxford-pets-catsdogs",
+                        builder="oxford_pets"),
 }
 
 
@@ -82,7 +88,11 @@ def _from_cache(info: DatasetInfo, download: bool, progress: bool) -> tuple[Path
     cache = data_cache_dir()
     unpacked = cache / info.folder
     if info.resource is None:
-        return (unpacked, "cache") if (unpacked / "train").is_dir() else None
+        if (unpacked / "train").is_dir():
+            return unpacked, "cache"
+        if info.builder is not None:
+            return BUILDERS[info.builder](cache, unpacked, download=download, progress=progress)
+        return None
     resource = RESOURCES[info.resource]
     placed = (cache / resource.filename).exists()
     marker = cache / f".{resource.filename}.unpacked"
@@ -106,6 +116,11 @@ def _missing_help(info: DatasetInfo) -> str:
         from .download import RESOURCES
 
         text += f", or place the {RESOURCES[info.resource].describe(data_cache_dir())}"
+    if info.builder == "oxford_pets":
+        text += (f", or place Oxford-IIIT Pet's images/ and annotations/ folders (from "
+                 f"{PETS_URL}: images.tar.gz and annotations.tar.gz, unpacked) in "
+                 f"{data_cache_dir() / PETS_RAW}, or run where there is network (torchvision "
+                 "downloads them, about 800 MB)")
     return text + "."
 
 
@@ -143,7 +158,7 @@ def find_dataset(data: str | os.PathLike = "15scene", *, profile: Profile | None
     """The dataset to work on, found as the module docstring says, with the profile's subset.
 
     Args:
-        data: a known name ("15scene", "catsdogs") or a folder / course zip.
+        data: a known name ("15scene", "catsdogs", "pets") or a folder / course zip.
         profile: default the active one (:func:`tplib.setup`, ``TPLIB_PROFILE``).
         download: try the course download; default the profile's choice.
         strict: never fall back to a generated stand-in.
@@ -206,3 +221,70 @@ def _generated(profile: Profile, progress: bool) -> Dataset:
         f"These are synthetic stand-in images ({root}); an accuracy measured on them says "
         "nothing about scene recognition. " + _missing_help(KNOWN_DATASETS["15scene"]))
     return dataset
+
+
+# ------------------------------------------------------------------ Oxford-IIIT Pet
+PETS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
+#: the folder torchvision's OxfordIIITPet downloads to, under its root
+PETS_RAW = "oxford-iiit-pet"
+
+
+def build_oxford_pets(cache: Path, target: Path, *, download: bool = True,
+                      progress: bool = True) -> tuple[Path, str] | None:
+    """Oxford-IIIT Pet's cat-or-dog task as a plain folder: ``target/{train,test}/{cat,dog}/``.
+
+    The raw files come from ``cache/oxford-iiit-pet/`` (``images/`` and ``annotations/``,
+    placed there by hand, or downloaded by ``torchvision.datasets.OxfordIIITPet`` with
+    its MD5 checks when ``download``). The split is the dataset's own: ``trainval.txt``
+    -> train (3680 photos), ``test.txt`` -> test (3669); the label is its binary
+    category, the SPECIES column (1 cat, 2 dog), as ``target_types="binary-category"``
+    gives it. Photos are hard-linked (copied where links are impossible) into a
+    temporary folder renamed into place at the end, so an interrupted build leaves
+    nothing half-made. Returns (target, "cache" | "download"), or None when the raw
+    files are missing and ``download`` is off.
+    """
+    import shutil
+
+    raw = cache / PETS_RAW
+    placed = (raw / "images").is_dir() and (raw / "annotations").is_dir()
+    if not placed and not download:
+        return None
+    try:
+        from torchvision.datasets import OxfordIIITPet
+
+        for split in ("trainval", "test"):  # downloads (once) and checks the layout
+            OxfordIIITPet(cache, split=split, target_types="binary-category",
+                          download=download and not placed)
+    except RuntimeError as exc:  # "Dataset not found", or a download's "corrupted" (MD5)
+        if download and not placed:
+            raise DownloadError(f"Oxford-IIIT Pet could not be downloaded: {exc}") from exc
+        raise DataError(f"{raw}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # no network, HTTP error, bad archive
+        raise DownloadError(f"Oxford-IIIT Pet could not be downloaded ({type(exc).__name__}: "
+                            f"{exc})") from exc
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for split, listing in (("train", "trainval.txt"), ("test", "test.txt")):
+        for line in (raw / "annotations" / listing).read_text().splitlines():
+            fields = line.split()
+            if len(fields) != 4 or line.startswith("#") or fields[2] not in ("1", "2"):
+                continue
+            source = raw / "images" / f"{fields[0]}.jpg"
+            if not source.is_file():
+                continue
+            dest = partial / split / ("cat" if fields[2] == "1" else "dog") / source.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, dest)
+            except OSError:
+                shutil.copy2(source, dest)
+    if not (partial / "train").is_dir():
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DataError(f"{raw / 'annotations'} lists no photo found in {raw / 'images'}")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    return target, "cache" if placed else "download"
+
+
+#: builders of dataset folders from raw files (:attr:`DatasetInfo.builder`)
+BUILDERS = {"oxford_pets": build_oxford_pets}

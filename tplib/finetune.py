@@ -17,11 +17,22 @@ Two ways to train a head, same result for a frozen base without augmentation:
   base and head at every step. Needed when gradients flow into the base
   (``freeze="none"`` or the last k blocks) or for data augmentation; slow on a CPU.
 
+Both paths give the same head (same initial head, same mini-batches, same seed, no
+augmentation: :func:`train_head` says why, ``tests/test_finetune_06.py`` checks it),
+so :func:`train_new_head` takes the fast one whenever it can and says which it took.
+
 And the comparison: :class:`SmallCNN` trained from scratch by
-:func:`train_from_scratch` under the same wall-clock budget.
+:func:`train_from_scratch` under the same wall-clock budget. For grayscale photos:
+:func:`grayscale_input` (photos converted to gray, copied to 3 channels),
+:class:`GrayToRGB` / :func:`add_gray_front` (a learnable 1 -> 3 convolution in front
+of the base) and :func:`gray_conv` (the first convolution's weights summed over RGB,
+the same as copying the channel). :func:`train_mode_effect` shows why a frozen base
+with BatchNorm stays in eval mode.
 
 Everything is seeded and runs deterministically on the CPU (the global torch RNG is
-left as it was); progress bars (``tqdm.auto``) follow the run profile unless ``progress`` is given.
+left as it was); end-to-end training runs on the run profile's device (``ci``: the CPU;
+``full``: a CUDA GPU when there is one, which is not bit-for-bit deterministic).
+Progress bars (``tqdm.auto``) follow the run profile unless ``progress`` is given.
 """
 from __future__ import annotations
 
@@ -47,17 +58,21 @@ __all__ = [
     "HeadResult", "TrainResult", "ScratchResult", "Evaluation", "make_head", "train_head",
     "evaluate_head", "FineTuneModel", "attach_head", "cut_base", "forward_until", "train_step",
     "train_model", "evaluate_model", "loss_and_predictions", "save_checkpoint",
-    "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images",
+    "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images", "train_new_head",
+    "validation_split", "GrayToRGB", "add_gray_front", "gray_conv", "grayscale_input", "TrainModeEffect",
+    "train_mode_effect",
 ]
 
 LOSSES = ("ce", "bce")
 
-_HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed")
+_HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed", "epoch_seconds")
 
 
 def _new_history() -> dict[str, list[float]]:
     """Per-epoch lists; "val_*" stay empty without validation data, "elapsed" is
-    the wall-clock time (s) at the end of each epoch (for accuracy-vs-time plots)."""
+    the wall-clock time (s) at the end of each epoch (for accuracy-vs-time plots),
+    "epoch_seconds" the time of the epoch's training steps alone (no validation, no
+    decoding: what an epoch costs, for comparing training paths)."""
     return {key: [] for key in _HISTORY_KEYS}
 
 
@@ -147,6 +162,21 @@ def loss_and_predictions(logits: torch.Tensor, y: torch.Tensor,
     return F.cross_entropy(logits, y, reduction=reduction), logits.argmax(1)
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters are (the CPU for a model without any)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _training_device(device) -> torch.device:
+    """``device`` as a torch.device; None: the run profile's (ci: the CPU; full: a CUDA GPU
+    when there is one)."""
+    from .engine import resolve_device
+    from .profile import default_engine
+
+    return default_engine(None).check_device() if device is None else resolve_device(device)
+
+
 def _as_features(X) -> torch.Tensor:
     """(n, d) array (float16/32, memory-mapped or not) -> contiguous float32 tensor."""
     X = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
@@ -182,28 +212,45 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 class Evaluation(NamedTuple):
     """What an evaluation measured: accuracy in [0, 1], mean loss, predictions (n,)
-    int64 and the true labels (n,) int64 (for a confusion matrix)."""
+    int64, the true labels (n,) int64 (for a confusion matrix) and, when the
+    evaluation ran on image files, their paths (n,) in row order (else None)."""
 
     accuracy: float
     loss: float
     predictions: np.ndarray
     labels: np.ndarray
+    paths: list | None = None
+
+    def confusion(self, n_classes: int | None = None) -> np.ndarray:
+        """(K, K) int64 counts, row = true class, column = predicted class."""
+        k = n_classes or int(max(self.labels.max(initial=-1), self.predictions.max(initial=-1))) + 1
+        cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(cm, (self.labels, self.predictions), 1)
+        return cm
+
+    def mistakes(self) -> np.ndarray:
+        """Row indices of the misclassified images."""
+        return np.flatnonzero(self.predictions != self.labels)
 
 
 @torch.no_grad()
 def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
               transform=None) -> Evaluation:
-    """Evaluate ``model`` in eval mode on (X, y), batch by batch; its mode is restored."""
+    """Evaluate ``model`` in eval mode on (X, y), batch by batch, on the device its
+    parameters are on; its mode is restored."""
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     loss, preds = 0.0, []
     try:
         for s in range(0, len(X), batch_size):
             xb = X[s:s + batch_size]
-            logits = model(transform(xb) if transform is not None else xb)
-            batch_loss, pred = loss_and_predictions(logits, y[s:s + batch_size], reduction="sum")
+            xb = (transform(xb) if transform is not None else xb).to(device)
+            logits = model(xb)
+            batch_loss, pred = loss_and_predictions(logits, y[s:s + batch_size].to(device),
+                                                    reduction="sum")
             loss += float(batch_loss)
-            preds.append(pred)
+            preds.append(pred.cpu())
     finally:
         model.train(was_training)
     n = max(len(X), 1)
@@ -222,6 +269,7 @@ def train_head(
     dropout: float = 0.0,
     n_classes: int | None = None,
     loss: str = "ce",
+    head: nn.Module | None = None,
     seed: int = 0,
     progress: bool | None = None,
 ) -> HeadResult:
@@ -236,12 +284,22 @@ def train_head(
         n_classes: default ``max(labels) + 1``.
         loss: "ce" (cross-entropy, K outputs) or "bce" (two classes, one logit,
             BCE-with-logits).
+        head: the initial head (a copy of it is trained; ``hidden``, ``dropout`` and
+            ``loss`` are then ignored); default a new :func:`make_head` seeded by ``seed``.
         seed: initialisation, shuffling and dropout; the same seed gives the same head.
 
     Returns:
         :class:`HeadResult`; ``history["train_loss"]`` etc. have ``epochs`` entries.
         The train loss/accuracy of an epoch are averages over its mini-batches (with
         dropout on, as the model was while learning), the val ones a clean pass.
+
+    The same head as the slow path: :func:`train_model` on
+    ``attach_head(backbone, K, head=<the same initial head>)`` with ``augment=False``
+    and the same ``epochs``, ``lr``, ``weight_decay``, ``batch_size`` and ``seed``
+    visits the same mini-batches in the same order (both shuffle with a private
+    generator seeded by ``seed``), draws the same dropout masks (both train inside a
+    fresh torch RNG scope seeded by ``seed``) and makes the same Adam steps, so it
+    ends with the same head up to float rounding (tests/test_finetune_06.py checks it).
     """
     from tqdm.auto import tqdm
 
@@ -254,11 +312,15 @@ def train_head(
     n_classes = n_classes or int(max(int(y.max()), int(yv.max()) if has_val else 0)) + 1
     history = _new_history()
     t0 = time.perf_counter()
+    if head is None:
+        with _seeded(seed):
+            head = make_head(X.shape[1], n_classes, hidden=hidden, dropout=dropout, loss=loss)
+    else:
+        head = copy.deepcopy(head)
     # One thread: a head's matrices are so small that thread synchronisation costs
     # more than the arithmetic (a busy second core made it 50x slower; see
-    # benchmarks/README.md).
+    # benchmarks/README.md). A fresh RNG scope, as train_model's: same dropout masks.
     with _seeded(seed), _torch_threads(1):
-        head = make_head(X.shape[1], n_classes, hidden=hidden, dropout=dropout, loss=loss)
         optimizer = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
         # A private generator for the shuffling order: reproducible, independent of
         # how many random numbers dropout has drawn.
@@ -268,10 +330,12 @@ def train_head(
         for _ in bar:
             head.train()
             loss_sum, correct = 0.0, 0
+            t_epoch = time.perf_counter()
             for idx in torch.randperm(len(X), generator=order_rng).split(batch_size):
                 batch_loss, batch_correct = train_step(head, optimizer, X[idx], y[idx])
                 loss_sum += batch_loss
                 correct += batch_correct
+            history["epoch_seconds"].append(time.perf_counter() - t_epoch)
             history["train_loss"].append(loss_sum / len(X))
             history["train_acc"].append(correct / len(X))
             if has_val:
@@ -376,16 +440,21 @@ class FineTuneModel(nn.Module):
             blocks (the usual advice: small batches give noisy batch statistics that
             would overwrite ImageNet's; their scale and shift still learn).
         preprocess: how images become input tensors (default for :func:`train_model`).
+        front: an optional module run before the base on the input, e.g.
+            :class:`GrayToRGB` (see :func:`add_gray_front`); it trains with the head.
 
     Frozen parameters have ``requires_grad=False`` and frozen blocks stay in eval mode
     whatever ``.train()`` says, so their BatchNorm running statistics never drift and
-    their dropout stays off. With the whole base frozen, it runs under ``no_grad``.
+    their dropout stays off. With the whole base frozen (and no trainable ``front``),
+    it runs under ``no_grad``; a trainable front gets its gradients through the frozen
+    base (its weights do not change, but the backward pass runs through every layer).
     """
 
     def __init__(self, base: nn.Module, head: nn.Module, *, blocks=None, freeze="all",
                  freeze_bn: bool = True, preprocess: Preprocess | None = None,
-                 cut: str | None = None):
+                 cut: str | None = None, front: nn.Module | None = None):
         super().__init__()
+        self.front = front
         self.base = base
         self.head = head
         self.cut = cut
@@ -437,7 +506,9 @@ class FineTuneModel(nn.Module):
         return forward_until(self.base, self.cut, x) if self.cut else self.base(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.base_frozen:
+        if self.front is not None:
+            x = self.front(x)
+        if self.base_frozen and not (torch.is_grad_enabled() and x.requires_grad):
             with torch.no_grad():  # no graph through a base nobody trains: less memory
                 features = self.features(x)
         else:
@@ -445,19 +516,47 @@ class FineTuneModel(nn.Module):
         return self.head(features)
 
     def parameter_counts(self) -> dict[str, int]:
-        """{"base_frozen", "base_trainable", "head"}: numbers of parameters."""
+        """{"base_frozen", "base_trainable", "head"} (and "front" when there is one):
+        numbers of parameters."""
         frozen = sum(p.numel() for p in self.base.parameters() if not p.requires_grad)
         trainable = sum(p.numel() for p in self.base.parameters() if p.requires_grad)
-        return {"base_frozen": frozen, "base_trainable": trainable,
-                "head": sum(p.numel() for p in self.head.parameters())}
+        counts = {"base_frozen": frozen, "base_trainable": trainable,
+                  "head": sum(p.numel() for p in self.head.parameters())}
+        if self.front is not None:
+            counts["front"] = sum(p.numel() for p in self.front.parameters())
+        return counts
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters an optimizer should get: those with ``requires_grad``."""
+        return [p for p in self.parameters() if p.requires_grad]
 
     def describe(self) -> str:
         """One line: what trains and what does not."""
         c = self.parameter_counts()
         which = ("whole base frozen" if self.base_frozen
                  else f"base blocks trained: {', '.join(self.trainable_blocks)}")
+        front = f", front {c['front']:,}" if "front" in c else ""
         return (f"{which}; base {c['base_frozen']:,} frozen + {c['base_trainable']:,} "
-                f"trainable parameters, head {c['head']:,}")
+                f"trainable parameters, head {c['head']:,}{front}")
+
+    def block_table(self) -> list[tuple[str, int, str]]:
+        """Rows (part, parameters, "frozen" | "trainable"), in forward order.
+
+        The base's blocks (the registry's names: VGG16 block1..block5, fc6, fc7;
+        EfficientNet stem, block1..block7, head), then "new head" (and "front" first
+        when there is one). Parameters outside every block (none in the registry's
+        networks) are not listed.
+        """
+        modules = dict(self.base.named_modules())
+        rows = []
+        if self.front is not None:
+            rows.append(("front", sum(p.numel() for p in self.front.parameters()), "trainable"))
+        for name, mods in self.blocks:
+            params = [p for m in mods for p in modules[m].parameters()]
+            state = "trainable" if params and all(p.requires_grad for p in params) else "frozen"
+            rows.append((name, sum(p.numel() for p in params), state))
+        rows.append(("new head", sum(p.numel() for p in self.head.parameters()), "trainable"))
+        return rows
 
 
 def attach_head(backbone: Backbone, n_classes: int, *, layer: str | None = None,
@@ -485,6 +584,160 @@ def attach_head(backbone: Backbone, n_classes: int, *, layer: str | None = None,
             head = make_head(dim, n_classes, hidden=hidden, dropout=dropout, loss=loss)
     return FineTuneModel(base, head, blocks=blocks, freeze=freeze, freeze_bn=freeze_bn,
                          preprocess=backbone.preprocess, cut=node)
+
+
+def validation_split(split, fraction: float = 0.2):
+    """(train, val): the last ``fraction`` of every class's files held out for validation.
+
+    Deterministic (the files are sorted; no random draw), every class keeps at least
+    one training and one validation file. Choose epochs and learning rates on ``val``,
+    so that the test split is used once, at the end. Both are :class:`tplib.data.Split`
+    (``val.name == "val"``).
+    """
+    from dataclasses import replace
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), not {fraction}")
+    labels = np.asarray(split.labels)
+    train_rows, val_rows = [], []
+    for c in range(len(split.classes)):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2:
+            raise ValueError(f"class {split.classes[c]!r} has {len(rows)} file(s): "
+                             "too few to hold any out")
+        n_val = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        train_rows += rows[:-n_val].tolist()
+        val_rows += rows[-n_val:].tolist()
+    train_rows.sort()
+    val_rows.sort()
+
+    def part(rows, name):
+        return replace(split, name=name, paths=[split.paths[i] for i in rows], labels=labels[rows])
+    return part(train_rows, split.name), part(val_rows, "val")
+
+
+# ============================================================ grayscale input
+class GrayToRGB(nn.Module):
+    """A learnable 1 -> 3 channel 1x1 convolution in front of a network that wants RGB.
+
+    (N, 3, S, S) normalised images -> (N, 3, S, S) normalised images, for a base
+    trained on colour photos that now gets grayscale ones. Inside: the gray level
+    g in [0, 1] (the normalisation ``mean``/``std`` undone, then the luma
+    0.299 R + 0.587 G + 0.114 B, which is g itself for a grayscale photo decoded as
+    three equal channels, as tplib decodes them), then
+    ``conv = nn.Conv2d(1, 3, 1)`` initialised to copying (weight 1 on each output
+    channel, bias 0), then the normalisation again. So at initialisation it is exactly
+    the usual fix, copying the channel (up to float rounding); training can then find
+    another gain and offset per colour channel, if the base prefers them.
+    """
+
+    LUMA = (0.299, 0.587, 0.114)
+
+    def __init__(self, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, kernel_size=1)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+            self.conv.bias.zero_()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("luma", torch.tensor(self.LUMA, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def gray(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, 1, S, S) gray levels in [0, 1]."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"GrayToRGB takes (N, 3, S, S) images, got {tuple(x.shape)}")
+        return ((x * self.std + self.mean) * self.luma).sum(1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv(self.gray(x)) - self.mean) / self.std
+
+
+def add_gray_front(model: FineTuneModel) -> FineTuneModel:
+    """Put a learnable :class:`GrayToRGB` in front of ``model``'s base; returns ``model``.
+
+    The front uses the base's own normalisation (``model.preprocess``) and trains with
+    the head (:func:`train_model` gives it the head's learning rate). Its 6 parameters
+    get their gradients through the base, frozen or not: training runs the backward
+    pass through the whole base, so it is end to end (slower than the frozen base's
+    forward alone), and it cannot use cached features.
+    """
+    if model.preprocess is None:
+        raise ValueError("the model has no preprocess: its normalisation is needed")
+    model.front = GrayToRGB(model.preprocess.mean, model.preprocess.std)
+    model.front.train(model.training)
+    return model
+
+
+def grayscale_input(backbone: Backbone) -> Backbone:
+    """The same network (the same ``model`` object, not a copy) whose preprocessing
+    converts every photo to grayscale first (:meth:`Preprocess.with_grayscale`).
+
+    Its features are cached apart from the colour ones (the preprocessing is part of
+    the cache key), and :func:`attach_head` on it gives a model whose ``preprocess``
+    decodes grayscale photos for :func:`train_model` and :func:`evaluate_model`.
+    """
+    from dataclasses import replace
+
+    return replace(backbone, preprocess=backbone.preprocess.with_grayscale(),
+                   notes=list(backbone.notes))
+
+
+def gray_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """A copy of ``conv`` for one input channel: its weights summed over the input channels.
+
+    On a one-channel image g it computes what ``conv`` computes on g copied to every
+    input channel: sum_c (w_c * g) = (sum_c w_c) * g, so for the first layer of a
+    network trained on RGB, summing its weights over R, G, B is the same as feeding it
+    the gray image three times. Weight (out, in, k, k) -> (out, 1, k, k); bias, stride,
+    padding, dilation and groups (must be 1) are kept.
+    """
+    if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
+        raise ValueError("gray_conv takes an nn.Conv2d with groups=1")
+    new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+                    padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new.to(conv.weight.dtype)
+
+
+class TrainModeEffect(NamedTuple):
+    """What train mode does to a network's BatchNorm layers (:func:`train_mode_effect`).
+
+    n_batchnorm: BatchNorm layers in the network; running_stats_change: the largest
+    change of a running mean or variance after ONE forward pass in train mode (eval
+    mode: 0); output_change: the largest difference between the outputs in train and
+    in eval mode for the same batch; output_scale: the largest output in eval mode.
+    """
+
+    n_batchnorm: int
+    running_stats_change: float
+    output_change: float
+    output_scale: float
+
+
+@torch.no_grad()
+def train_mode_effect(model: nn.Module, x: torch.Tensor) -> TrainModeEffect:
+    """Run a copy of ``model`` on ``x`` in eval mode, then once in train mode, and compare.
+
+    Shows why a frozen base stays in eval mode: in train mode every BatchNorm layer
+    normalises with the statistics of the current batch instead of ImageNet's running
+    ones (the output changes with the batch), and overwrites its running statistics
+    (they drift away from ImageNet's although no weight has a gradient). ``model``
+    itself is not modified. x: (N, 3, S, S) normalised images, N >= 2.
+    """
+    m = copy.deepcopy(model)
+    before = {k: v.clone() for k, v in m.state_dict().items() if "running" in k}
+    out_eval = m.eval()(x)
+    out_train = m.train()(x)
+    after = m.state_dict()
+    change = max((float((after[k] - v).abs().max()) for k, v in before.items()), default=0.0)
+    n_bn = sum(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in m.modules())
+    return TrainModeEffect(n_bn, change, float((out_train - out_eval).abs().max()),
+                           float(out_eval.abs().max()))
 
 
 def save_checkpoint(model: nn.Module, path, **meta) -> Path:
@@ -579,11 +832,21 @@ def _augment(x: torch.Tensor, gen: torch.Generator, flip: bool, pad: int) -> tor
     return x
 
 
+def _image_transform(model: nn.Module, preprocess: Preprocess, channels_last: bool):
+    """uint8 batch -> the model's input; with ``channels_last``, also puts the model's
+    4-d weights in that memory layout (same values; on a CPU, convolutions on
+    channels-last tensors run 1.5-4x faster: measured for EfficientNet-Lite0)."""
+    if not channels_last:
+        return preprocess.normalize
+    model.to(memory_format=torch.channels_last)
+    return lambda xb: preprocess.normalize(xb).contiguous(memory_format=torch.channels_last)
+
+
 def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.Tensor,
          Xv: torch.Tensor | None, yv: torch.Tensor | None, preprocess: Preprocess, *,
          epochs: int | None, seconds: float | None, t_start: float, weight_decay: float,
          batch_size: int, flip: bool, pad: int, seed: int, progress: bool, desc: str,
-         history: dict[str, list[float]]) -> float:
+         history: dict[str, list[float]], channels_last: bool = False) -> float:
     """The training loop shared by :func:`train_model` and :func:`train_from_scratch`.
 
     Stops after ``epochs`` epochs, or after the epoch during which ``seconds`` (counted
@@ -592,6 +855,8 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
     """
     from tqdm.auto import tqdm
 
+    transform = _image_transform(model, preprocess, channels_last)
+    device = _model_device(model)
     optimizer = torch.optim.Adam(param_groups, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n_batches = math.ceil(len(X) / batch_size)
@@ -604,17 +869,20 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
         t_epoch = time.perf_counter()
         loss_sum, correct = 0.0, 0
         for idx in torch.randperm(len(X), generator=gen).split(batch_size):
-            x = _augment(preprocess.normalize(X[idx]), gen, flip, pad)
-            batch_loss, batch_correct = train_step(model, optimizer, x, y[idx])
+            x = _augment(preprocess.normalize(X[idx]), gen, flip, pad).to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            batch_loss, batch_correct = train_step(model, optimizer, x, y[idx].to(device))
             loss_sum += batch_loss
             correct += batch_correct
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{batch_loss / len(idx):.3f}")
-        train_seconds += time.perf_counter() - t_epoch
+        history["epoch_seconds"].append(time.perf_counter() - t_epoch)
+        train_seconds += history["epoch_seconds"][-1]
         history["train_loss"].append(loss_sum / len(X))
         history["train_acc"].append(correct / len(X))
         if Xv is not None and len(Xv):
-            val = _evaluate(model, Xv, yv, batch_size * 2, transform=preprocess.normalize)
+            val = _evaluate(model, Xv, yv, batch_size * 2, transform=transform)
             history["val_loss"].append(val.loss)
             history["val_acc"].append(val.accuracy)
         history["elapsed"].append(time.perf_counter() - t_start)
@@ -623,6 +891,14 @@ def _fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.T
     bar.close()
     model.eval()
     return train_seconds
+
+
+#: What the two training paths do, in words (:attr:`TrainResult.how`).
+PATHS = {
+    "features": "cached features: the frozen base ran once per photo (its outputs cached on "
+                "disk), then the head trained on them",
+    "end-to-end": "end to end: every training step ran the photos through base and head",
+}
 
 
 @dataclass
@@ -635,6 +911,11 @@ class TrainResult:
         seconds: wall-clock time, decoding included; images_per_second: training
             images processed per second of training (decoding and validation excluded).
         skipped: [(path, reason)] images that could not be decoded.
+        path: "end-to-end" (images through base and head at every step) or
+            "features" (the head trained on cached features of the frozen base:
+            :func:`train_new_head`).
+        test: the test split's :class:`Evaluation` when :func:`train_new_head` was
+            given one, else None.
     """
 
     model: nn.Module
@@ -642,6 +923,19 @@ class TrainResult:
     seconds: float
     images_per_second: float
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    path: str = "end-to-end"
+    test: Evaluation | None = None
+
+    @property
+    def how(self) -> str:
+        """One line saying which path trained the head."""
+        return PATHS.get(self.path, self.path)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Mean time of an epoch's training steps (``history["epoch_seconds"]``)."""
+        times = self.history.get("epoch_seconds") or []
+        return float(np.mean(times)) if times else float("nan")
 
 
 def train_model(
@@ -658,6 +952,8 @@ def train_model(
     augment: bool = True,
     seed: int = 0,
     threads: int = 2,
+    channels_last: bool = True,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` end to end on image files with cross-entropy and Adam.
@@ -668,21 +964,32 @@ def train_model(
         train, val: data splits (``.paths``, ``.labels``) or (paths, labels) pairs;
             decoded once (:func:`decode_images`), undecodable files skipped.
         preprocess: resize + normalisation; default ``model.preprocess``.
-        lr: learning rate of the head (of everything, for a plain module).
+        lr: learning rate of the head (and of a :class:`FineTuneModel`'s ``front``;
+            of everything, for a plain module).
         base_lr: learning rate of the trainable base blocks of a
             :class:`FineTuneModel`; default ``lr / 10`` (pretrained weights need only
             small corrections, large steps would destroy what ImageNet taught them).
         augment: random horizontal flips of the training images.
+        seed: shuffling, flips and dropout (the mini-batch order is drawn from a
+            private generator seeded by ``seed``, as in :func:`train_head`).
+        channels_last: store the model's 4-d weights and the image batches channels
+            last (the same numbers up to float rounding, faster convolutions).
+        device: where to train ("cpu", "cuda"); the model is moved there and stays
+            there. Default: the run profile's (``ci``: the CPU, deterministic; ``full``:
+            a CUDA GPU when there is one).
 
     Only parameters with ``requires_grad`` are optimised; frozen blocks stay in eval
     mode (see :class:`FineTuneModel`). Slow on a CPU: every epoch runs the base on
     every image. For a frozen base without augmentation :func:`train_head` on cached
-    features gives the same kind of head in a fraction of the time.
+    features gives the same head (same initial head, ``augment=False``, same
+    settings: see :func:`train_head`) in a fraction of the time;
+    :func:`train_new_head` picks that path by itself.
     """
     t0 = time.perf_counter()
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise ValueError("train_model needs preprocess= (the model does not carry one)")
+    model.to(_training_device(device))
     X, y, skipped = decode_images(train, preprocess, threads=threads, progress=progress,
                                   desc="decode train")
     Xv = yv = None
@@ -692,7 +999,9 @@ def train_model(
         skipped += more
     if isinstance(model, FineTuneModel):
         base = [p for p in model.base.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": lr}]
+        new = [*(model.front.parameters() if model.front is not None else ()),
+               *model.head.parameters()]
+        groups = [{"params": [p for p in new if p.requires_grad], "lr": lr}]
         if base:
             groups.append({"params": base, "lr": lr / 10 if base_lr is None else base_lr})
     else:
@@ -702,7 +1011,7 @@ def train_model(
         train_seconds = _fit(
             model, groups, X, y, Xv, yv, preprocess, epochs=epochs, seconds=None, t_start=t0,
             weight_decay=weight_decay, batch_size=batch_size, flip=augment, pad=0, seed=seed,
-            progress=progress, desc="fine-tune", history=history)
+            progress=progress, desc="fine-tune", history=history, channels_last=channels_last)
     n_seen = len(X) * len(history["train_loss"])
     return TrainResult(model=model, history=history, seconds=time.perf_counter() - t0,
                        images_per_second=n_seen / train_seconds if train_seconds > 0 else float("inf"),
@@ -710,17 +1019,128 @@ def train_model(
 
 
 def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = None, *,
-                   batch_size: int = 32, threads: int = 2) -> Evaluation:
+                   batch_size: int = 32, threads: int = 2, channels_last: bool = True) -> Evaluation:
     """An image model on a data split (or a (paths, labels) pair), in eval mode.
 
-    Returns :class:`Evaluation`: accuracy, mean loss, predictions (n,) and labels (n,)
-    of the images that could be decoded (for a confusion matrix and the mistakes).
+    Returns :class:`Evaluation`: accuracy, mean loss, predictions (n,), labels (n,) and
+    paths of the images that could be decoded (for a confusion matrix and the
+    mistakes). ``channels_last``: as in :func:`train_model`. Runs where the model's
+    parameters are (it is not moved).
     """
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise ValueError("evaluate_model needs preprocess= (the model does not carry one)")
-    X, y, _ = decode_images(images, preprocess, threads=threads)
-    return _evaluate(model, X, y, batch_size, transform=preprocess.normalize)
+    X, y, skipped = decode_images(images, preprocess, threads=threads)
+    bad = {p for p, _ in skipped}
+    paths = [p for p in _split_parts(images)[0] if str(p) not in bad]
+    transform = _image_transform(model, preprocess, channels_last)
+    return _evaluate(model, X, y, batch_size, transform=transform)._replace(paths=paths)
+
+
+def train_new_head(
+    backbone: Backbone,
+    train,
+    val=None,
+    test=None,
+    *,
+    layer: str | None = None,
+    hidden: int = 0,
+    dropout: float = 0.0,
+    loss: str = "ce",
+    epochs: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 32,
+    augment: bool = False,
+    path: str = "auto",
+    head: nn.Module | None = None,
+    seed: int = 0,
+    cache: bool = True,
+    engine=None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """A new head on ``backbone``'s frozen base, trained by the fastest path that allows it.
+
+    Args:
+        backbone: the pretrained network (its base is copied and frozen:
+            ``attach_head(backbone, K, layer=..., freeze="all")``).
+        train, val, test: data splits; ``val`` is scored after every epoch (learning
+            curves), ``test`` once at the end (``result.test``).
+        layer, hidden, dropout, loss: the base's cut and the head (:func:`attach_head`).
+        epochs, lr, weight_decay, batch_size, seed: as in :func:`train_model`.
+        augment: random horizontal flips (forces the end-to-end path).
+        path: "auto" (the default): "features" unless ``augment``; or force
+            "features" or "end-to-end".
+        head: the initial head (default: a new one seeded by ``seed``).
+        cache, engine: for the extraction (path "features"); engine defaults to the
+            run profile's (:class:`tplib.engine.Engine`; the ``ci`` profile pins fp32).
+        device: where the end-to-end path trains (:func:`train_model`); the head on
+            features always trains on the CPU (it is tiny).
+
+    The two paths (``result.path`` says which one ran):
+
+    - "features": the frozen base gives an image the same output at every epoch, so
+      it is computed once (:func:`tplib.extract_features`, cached on disk) and the head
+      trains on the (n, d) matrices (:func:`train_head`): an epoch costs milliseconds.
+    - "end-to-end": every step runs the images through base and head
+      (:func:`train_model`); needed for augmentation, whose images change every epoch.
+
+    Both give the same head up to float rounding (:func:`train_head` says why) when
+    the extraction runs in fp32 (the ``ci`` profile; bf16 features, the ``full``
+    profile's choice on CPUs with native bf16, round the features to 3 digits), so
+    "auto" loses nothing. Returns a :class:`TrainResult` whose ``model`` is the
+    :class:`FineTuneModel` (frozen base + trained head) in eval mode, whose
+    ``history`` has the per-epoch curves (and "epoch_seconds"), and whose ``seconds``
+    include extraction (or decoding).
+    """
+    from .features import extract_features
+
+    if path not in ("auto", "features", "end-to-end"):
+        raise ValueError(f"path must be 'auto', 'features' or 'end-to-end', not {path!r}")
+    if path == "auto":
+        path = "end-to-end" if augment else "features"
+    if path == "features" and augment:
+        raise ValueError("augmented images change every epoch, so their features cannot be "
+                         "computed once: use path='end-to-end' (or augment=False)")
+    _, labels = _split_parts(train)
+    n_classes = len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1
+    model = attach_head(backbone, n_classes, layer=layer, hidden=hidden, dropout=dropout,
+                        loss=loss, freeze="all", head=head, seed=seed)
+    if path == "end-to-end":
+        result = train_model(model, train, val, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                             batch_size=batch_size, augment=augment, seed=seed, device=device,
+                             progress=progress)
+        if test is not None:
+            result.test = evaluate_model(model, test)
+        return result
+
+    t0 = time.perf_counter()
+    layer = layer or backbone.default_layer
+
+    def features(split):
+        return extract_features(backbone, split, layer, cache=cache, progress=progress,
+                                desc=f"{getattr(split, 'name', 'images')} {layer}", engine=engine)
+    ftrain = features(train)
+    fval = features(val) if val is not None else None
+    trained = train_head(ftrain[layer], ftrain.labels,
+                         fval[layer] if fval is not None else None,
+                         fval.labels if fval is not None else None,
+                         head=model.head, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, n_classes=n_classes, seed=seed, progress=progress)
+    model.head = trained.head
+    model.eval()
+    skipped = ftrain.skipped + (fval.skipped if fval is not None else [])
+    result = TrainResult(
+        model=model, history=trained.history, seconds=time.perf_counter() - t0,
+        images_per_second=(len(ftrain.labels) * epochs / sum(trained.history["epoch_seconds"])
+                           if sum(trained.history["epoch_seconds"]) > 0 else float("inf")),
+        skipped=skipped, path="features")
+    if test is not None:
+        ftest = features(test)
+        result.test = evaluate_head(model.head, ftest[layer], ftest.labels)._replace(
+            paths=[Path(p) for p in ftest.paths])
+    return result
 
 
 # ============================================================= from scratch
@@ -780,6 +1200,8 @@ def train_from_scratch(
     width: int = 32,
     seed: int = 0,
     threads: int = 2,
+    channels_last: bool = True,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> ScratchResult:
     """Train a :class:`SmallCNN` from random weights on the training images.
@@ -799,9 +1221,11 @@ def train_from_scratch(
 
     Args:
         train_split, test_split: data splits (or (paths, labels) pairs).
+        device: as in :func:`train_model` (default: the run profile's).
 
     Returns:
-        :class:`ScratchResult` (model, history, test_accuracy, seconds).
+        :class:`ScratchResult` (model, history, test_accuracy, seconds); ``model.preprocess``
+        is its image size and normalisation, so ``evaluate_model(model, split)`` works.
     """
     if seconds is None and epochs is None:
         raise ValueError("give a time budget (seconds=) or a number of epochs (epochs=)")
@@ -816,10 +1240,11 @@ def train_from_scratch(
     n_classes = int(max(int(y.max()), int(yt.max()) if len(yt) else 0)) + 1
     history = _new_history()
     with _seeded(seed):
-        model = SmallCNN(n_classes, width=width)
+        model = SmallCNN(n_classes, width=width).to(_training_device(device))
+        model.preprocess = preprocess  # so that evaluate_model(model, split) needs nothing more
         _fit(model, [{"params": list(model.parameters()), "lr": lr}], X, y, Xt, yt, preprocess,
              epochs=epochs, seconds=seconds, t_start=t0, weight_decay=weight_decay,
              batch_size=batch_size, flip=True, pad=max(1, image_size // 16), seed=seed,
-             progress=progress, desc="from scratch", history=history)
+             progress=progress, desc="from scratch", history=history, channels_last=channels_last)
     accuracy = history["val_acc"][-1] if history["val_acc"] else float("nan")
     return ScratchResult(model, history, accuracy, time.perf_counter() - t0)

@@ -15,7 +15,7 @@ timm's data config), never hand-copied; with ``policy="crop"`` the output equals
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from PIL import Image
@@ -39,6 +39,9 @@ class Preprocess:
         mean, std: per-channel normalisation, RGB order.
         interpolation: "bilinear" or "bicubic" (Pillow's, with antialiasing).
         policy: "square" (resize to size x size, the lab) or "crop".
+        grayscale: convert every photo to 8-bit grayscale first (Pillow's "L", the
+            luma 0.299 R + 0.587 G + 0.114 B); the network still gets 3 (equal)
+            channels. For measuring what colour brings (notebook 06).
     """
 
     size: int = 224
@@ -47,6 +50,7 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     policy: str = "square"
+    grayscale: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in ("square", "crop"):
@@ -84,6 +88,18 @@ class Preprocess:
         """The same numbers with another resize policy."""
         return replace(self, policy=policy)
 
+    def with_grayscale(self, grayscale: bool = True) -> "Preprocess":
+        """The same numbers, every photo converted to grayscale first (or not)."""
+        return replace(self, grayscale=grayscale)
+
+    def key(self) -> dict:
+        """The settings as a plain dict, for cache keys (``grayscale`` only when on,
+        so that keys made before it existed stay valid)."""
+        d = asdict(self)
+        if not d["grayscale"]:
+            del d["grayscale"]
+        return d
+
     def resize(self, img: Image.Image) -> Image.Image:
         """Geometric part only: RGB PIL image -> RGB PIL image of size x size."""
         mode = InterpolationMode(self.interpolation)
@@ -107,6 +123,8 @@ class Preprocess:
         channel and then copied: the same bytes as resizing its RGB copy (Pillow
         resamples each channel alike), for a third of the work.
         """
+        if self.grayscale and img.mode != "L":
+            img = to_rgb(img).convert("L")
         if img.mode == "L":
             return TF.pil_to_tensor(self.resize(img)).expand(3, -1, -1).contiguous()
         return TF.pil_to_tensor(self.resize(to_rgb(img)))
@@ -124,4 +142,5 @@ class Preprocess:
         )
         mean = ", ".join(f"{v:.3f}" for v in self.mean)
         std = ", ".join(f"{v:.3f}" for v in self.std)
-        return f"{geo} ({self.interpolation}), mean [{mean}], std [{std}]"
+        gray = ", converted to grayscale" if self.grayscale else ""
+        return f"{geo} ({self.interpolation}){gray}, mean [{mean}], std [{std}]"

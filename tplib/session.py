@@ -90,7 +90,7 @@ def setup(network: str | None = "vgg16", data: str | None = None, *, weights: st
     Args:
         network: the network the notebook uses ("vgg16", "resnet18", ...); missing
             weights give a labelled real substitute (EfficientNet-Lite0). None: no network.
-        data: "15scene", "catsdogs", a folder, or None for no data.
+        data: "15scene", "catsdogs", "pets" (Oxford-IIIT Pet, cat or dog), a folder, or None.
         weights: "imagenet", or "random" for architecture-only notebooks (said loudly).
         profile: "full", "quick" or "ci"; default ``$TPLIB_PROFILE``, else "full".
         strict: stop instead of using a substitute network or generated data.

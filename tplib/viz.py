@@ -29,6 +29,7 @@ __all__ = [
     "show_confused",
     "plot_c_curve",
     "plot_pca_curve",
+    "show_misclassified",
     "plot_layer_parameters",
     "plot_topk",
     "plot_filters",
@@ -912,4 +913,52 @@ def plot_pca_curve(
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="lower right")
     ax.set_title(title if title is not None else "PCA before the SVM")
     fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------ mistakes (notebook 06)
+
+
+def show_misclassified(
+    paths: Sequence[Any],
+    labels: Any,
+    predictions: Any,
+    classes: Sequence[str],
+    *,
+    max_images: int = 10,
+    ncols: int = 5,
+    grayscale: bool = False,
+) -> Figure:
+    """The misclassified images of an evaluation, titled "true -> predicted".
+
+    Args:
+        paths: (n,) image files; labels, predictions: (n,) class indices (e.g. an
+            :class:`tplib.finetune.Evaluation`'s ``paths``, ``labels``, ``predictions``).
+        classes: K class names.
+        max_images: show at most this many mistakes (the first ones, in row order).
+        grayscale: show the photos in grayscale (as a grayscale model saw them).
+
+    Returns:
+        A :func:`show_images` Figure; with no mistake at all, a small Figure saying so.
+    """
+    from .images import load_rgb
+
+    y, pred = _to_numpy(labels).astype(int), _to_numpy(predictions).astype(int)
+    if not (len(paths) == len(y) == len(pred)):
+        raise ValueError(f"{len(paths)} paths, {len(y)} labels, {len(pred)} predictions")
+    wrong = np.flatnonzero(y != pred)
+    if len(wrong) == 0:
+        fig = _new_figure((5.0, 1.0))
+        fig.text(0.5, 0.5, f"no misclassified image among {len(y)}", ha="center", va="center")
+        return fig
+    shown = wrong[:max_images]
+    images = []
+    for i in shown:
+        img = load_rgb(paths[i])
+        img.thumbnail((256, 256))  # a gallery cell is 2.5 inches: no need for more pixels
+        images.append(img.convert("L") if grayscale else img)
+    titles = [f"{classes[y[i]]} -> {classes[pred[i]]}" for i in shown]
+    fig = show_images(images, titles, ncols=min(ncols, len(shown)))
+    more = f" (the first {len(shown)})" if len(wrong) > len(shown) else ""
+    fig.suptitle(f"{len(wrong)} misclassified of {len(y)}{more}: true -> predicted", fontsize=10)
     return fig

@@ -320,3 +320,46 @@ def svm_explorer(train, test, layers=None, *, C: float = 1.0, C_range: tuple[flo
     box.add_class("tplib-svm-explorer")
     box.results = results  # what was fitted, for tests and curious users
     return box
+
+
+# =============================================================================
+# Notebook 06: fine-tuning a new head
+# =============================================================================
+def head_training_view(X_train, y_train, X_val, y_val, *, loss: str = "ce", lr: float = 3e-3,
+                       epochs: int = 30, seed: int = 0):
+    """Learning curves of a new head on cached features, for the learning rate, number of
+    epochs and head size picked with the controls.
+
+    Each setting trains a head with :func:`tplib.finetune.train_head` (milliseconds on
+    cached features: the base is frozen) and draws :func:`tplib.viz.plot_training_curves`
+    of its history, titled with the last validation accuracy; settings already tried
+    are drawn from memory. X_*: (n, d) features, y_*: (n,) labels. Returns the top widget
+    (CSS class ``tplib-head-training``).
+    """
+    from .finetune import train_head
+    from .viz import plot_training_curves
+
+    w = _widgets()
+    lr_slider = w.FloatLogSlider(value=lr, base=10, min=-5, max=0, step=0.25, description="learning rate",
+                                 readout_format=".0e")
+    epochs_slider = w.IntSlider(value=epochs, min=1, max=100, step=1, description="epochs")
+    hidden = w.Dropdown(options=[("linear", 0), ("256 hidden units", 256)], value=0, description="head")
+    out = w.Output()
+    histories: dict[tuple, dict] = {}
+
+    def draw(*_):
+        key = (float(lr_slider.value), int(epochs_slider.value), int(hidden.value))
+        if key not in histories:
+            histories[key] = train_head(X_train, y_train, X_val, y_val, hidden=key[2], epochs=key[1],
+                                        lr=key[0], loss=loss, seed=seed, progress=False).history
+        history = histories[key]
+        title = (f"lr {key[0]:.0e}, {key[1]} epochs, {'linear head' if not key[2] else '256 hidden units'}"
+                 f": validation accuracy {history['val_acc'][-1]:.3f}")
+        show_figure(out, plot_training_curves(history, title=title))
+
+    for control in (lr_slider, epochs_slider, hidden):
+        control.observe(draw, names="value")
+    draw()
+    box = w.VBox([w.HBox([lr_slider, epochs_slider, hidden]), out])
+    box.add_class("tplib-head-training")
+    return box
