@@ -92,3 +92,16 @@ def test_colab_widgets_do_not_render_in_jupyterlab4(widgets7, browser, screensho
     assert "could not render a view (red error box)" in message
     assert "Failed to load model class" in message and "is not registered" in message
     assert "screenshot:" in message
+
+
+def test_tplibs_views_run_under_colab_widgets(widgets7):
+    """Every view of tplib.widgets, built and then moved control by control, on Colab's
+    ipywidgets 7.7.1: no traceback in a cell or inside a view's Output."""
+    run = execute_headless(FIXTURE.with_name("tplib_views.ipynb"), widgets7, timeout=600)
+    print(f"nbconvert --execute took {run.seconds:.1f} s; {run.poke_output.strip()}")
+    assert run.errors == []
+    assert "ipywidgets 7.7.1" in "".join(run.cell_texts())
+    for control in ("Dropdown('photo')", "IntSlider('channel')", "Dropdown('layer')",
+                    "Dropdown('true → predicted')", "FloatLogSlider('C')",
+                    "FloatLogSlider('learning rate')", "IntSlider('epochs')", "Dropdown('head')"):
+        assert control in run.poke_output, control
