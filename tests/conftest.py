@@ -99,3 +99,9 @@ def image_folder(tmp_path):
                 arr[..., k] = 255  # class colour, so features separate classes
                 Image.fromarray(arr).save(d / f"img_{i}.jpg")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: by then the notebooks' nbval run has filled the feature cache
+    they share (``TPLIB_NBVAL_CACHE``), so the notebooks they open run faster."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
