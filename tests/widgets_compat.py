@@ -68,24 +68,11 @@ print("TPLIB-POKED", _w.__version__, len(_moved), ", ".join(_moved))
 # often misses the edge-triggered wake-up of an execute_reply that is already queued and
 # sleeps until the cell's whole timeout (measured: 20 s stalls with timeout=20, 300 s with
 # 300) although the kernel replied in milliseconds. Polling again finds the queued reply.
-NBCONVERT = """\
-import sys, time
-from queue import Empty
-from jupyter_client.channels import AsyncZMQSocketChannel
-
-_get_msg = AsyncZMQSocketChannel.get_msg
-
-async def get_msg(self, timeout=None):
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        left = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
-        try:
-            return await _get_msg(self, timeout=left)
-        except Empty:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise
-
-AsyncZMQSocketChannel.get_msg = get_msg
+NBCONVERT = f"""\
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "tools")!r})
+from refresh_notebooks import patch_message_waits
+patch_message_waits()
 from nbconvert.nbconvertapp import main
 sys.argv[0] = "jupyter-nbconvert"
 sys.exit(main())

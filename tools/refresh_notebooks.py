@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 600
 
 
-def _patch_message_waits() -> None:
+def patch_message_waits() -> None:
+    """Make jupyter_client wait for kernel messages in 0.25 s slices (see the module docstring)."""
     from jupyter_client.channels import AsyncZMQSocketChannel
 
     original = AsyncZMQSocketChannel.get_msg
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("paths", nargs="*", type=Path, help="solution notebooks (default: all)")
     args = ap.parse_args(argv)
     paths = args.paths or sorted(p for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    _patch_message_waits()
+    patch_message_waits()
     for path in paths:
         print(f"{path.name}: running in the ci profile ...", flush=True)
         print(f"{path.name}: outputs stored ({refresh(path.resolve()):.0f} s)", flush=True)
