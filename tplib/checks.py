@@ -192,7 +192,8 @@ def check_preprocess(x, backbone, image) -> Verdict:
     errors = [rel_error(c) for _, c in candidates]
     best = min(range(len(candidates)), key=errors.__getitem__)
     if best == 0 and float((t - ref).abs().max()) < 1e-3:
-        return passed("identical to the network's own preprocessing")
+        return passed("identical to the network's preprocessing "
+                      "(its weights' mean and std, the lab's square resize)")
     if best == 0 and errors[0] < 0.1:
         return passed("matches the network's own preprocessing up to resize details "
                       f"(it resizes with {prep.interpolation} interpolation)")

@@ -48,6 +48,8 @@ class Session:
                 ("device", self.device)]
         if self.backbone is not None:
             rows.append(("network", self.backbone.describe()))
+        else:
+            rows.append(("network", "none requested (network=None)"))
         if self.dataset is not None:
             rows.append(("data", self.dataset.describe()))
             if self.dataset.subset_rule:
