@@ -27,6 +27,15 @@ def no_network(monkeypatch):
     for key, res in list(download.RESOURCES.items()):
         monkeypatch.setitem(download.RESOURCES, key, Resource(
             res.name, _closed_port_url(res.filename), res.filename, res.size, res.check))
+    import tplib.models
+
+    real = tplib.models.weights_resource
+
+    def closed(spec):  # the networks' weights files too
+        res = real(spec)
+        return Resource(res.name, _closed_port_url(res.filename), res.filename, res.size, res.check)
+
+    monkeypatch.setattr(tplib.models, "weights_resource", closed)
 
 
 def _metrics(out):
@@ -101,13 +110,15 @@ def test_random_weights_on_request(image_folder, tmp_path):
 
 
 def test_strict_offline_stops_with_what_to_place(image_folder, tmp_path, no_network, capsys):
+    import tplib.models
     from tplib.models import weights_path
+    from tplib.registry import NETWORKS
 
     code = main(["run", "--strict", "--data", str(image_folder), "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2
-    for part in ("vgg16-397923af.pth", "553,433,881", download.RESOURCES["vgg16"].url,
-                 str(weights_path("vgg16"))):
+    url = tplib.models.weights_resource(NETWORKS["vgg16"]).url  # the closed port it tried
+    for part in ("vgg16-397923af.pth", "553,433,881", url, str(weights_path("vgg16"))):
         assert part in err
     assert "Traceback" not in err and not (tmp_path / "s").exists()
 

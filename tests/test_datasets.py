@@ -59,6 +59,19 @@ def test_ci_profile_takes_the_first_files_of_every_class(tmp_path, monkeypatch):
     assert "first 100 train and 50 test images" in ci.subset_rule
 
 
+def test_a_known_data_set_given_by_its_folder_gets_its_own_subset_and_title(tmp_path):
+    """--data .../15SceneData is 15 Scene: the ci subset and title of find_dataset("15scene")."""
+    folder = _scene_folder(tmp_path / "copy" / "15SceneData", n_train=25, n_test=22)
+    other = _scene_folder(tmp_path / "mine", n_train=25, n_test=22)
+    ci = get_profile("ci")
+    known = find_dataset(str(folder), profile=ci)
+    assert (known.name, known.title) == ("15scene", "15 Scene")
+    assert known.train.counts() == {"coast": 20, "forest": 20} and len(known.test) == 40
+    plain = find_dataset(str(other), profile=ci)  # an unknown folder: the profile's default subset
+    assert (plain.name, plain.title) == ("mine", "mine")
+    assert plain.train.counts() == {"coast": 10, "forest": 10}
+
+
 def test_zip_placed_in_the_cache_is_verified_and_unpacked_once(tmp_path, monkeypatch):
     src = _scene_folder(tmp_path / "src" / "15SceneData")
     cache = data_cache_dir()

@@ -429,7 +429,7 @@ def test_stale_part_files_are_cleaned(server, tmp_path):
 
 # --------------------------------------------------------------------------- 11. registry
 def test_weights_resources_agree_with_torchvision():
-    """The download registry's VGG16 entry against torchvision's own weights metadata."""
+    """Each torchvision network's weights resource against torchvision's own weights metadata."""
     from torchvision.models import get_weight
 
     from tplib.models import weights_resource
@@ -444,7 +444,9 @@ def test_weights_resources_agree_with_torchvision():
         assert kind == "sha256-prefix" and res.filename.endswith(f"-{prefix}.pth")
         if res.size is not None:  # torchvision states the size in MiB, 3 decimals
             assert round(res.size / 2**20, 3) == pytest.approx(meta.meta["_file_size"])
-    assert RESOURCES["vgg16"].size is not None
+    vgg16 = weights_resource(NETWORKS["vgg16"])
+    assert (vgg16.filename, vgg16.size, vgg16.check) == ("vgg16-397923af.pth", 553_433_881,
+                                                         ("sha256-prefix", "397923af"))
 
 
 def test_git_blob_id_equals_git_hash_object(tmp_path):

@@ -287,3 +287,16 @@ def test_one_path_is_one_image_never_its_characters(lite0, scenes):
 
     with pytest.raises(DataError, match="is a folder"):
         extract_features(lite0, str(scenes.root), "pooled", cache=False, progress=False)
+
+
+def test_features_behave_like_a_mapping_of_layers():
+    from tplib.errors import TplibError
+    from tplib.features import Features
+
+    a, b = np.ones((3, 4), np.float32), np.zeros((3, 2), np.float32)
+    feats = Features(arrays={"relu6": a, "relu7": b}, labels=np.array([0, 1, 1]), paths=["x", "y", "z"])
+    assert "relu7" in feats and "fc8" not in feats and 0 not in feats
+    assert list(feats) == list(feats.keys()) == ["relu6", "relu7"] and len(feats) == 2
+    assert dict(feats.items())["relu6"] is a and feats["relu7"] is b
+    with pytest.raises(TplibError, match="no features for layer 'fc8': these hold relu6, relu7"):
+        feats["fc8"]

@@ -358,3 +358,14 @@ def test_training_runs_on_the_device_asked_for(lite0_random, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(OptionError, match="CUDA"):
             train_model(attach_head(lite0_random, n_classes=2), (paths, labels), device="cuda")
+
+
+def test_gray_fronts_leave_the_global_random_state_alone():
+    from tplib import finetune
+
+    conv = torch.nn.Conv2d(3, 8, 3)
+    state = torch.random.get_rng_state()
+    front, summed = finetune.GrayToRGB(), finetune.gray_conv(conv)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert front.conv.weight.flatten().tolist() == [1.0, 1.0, 1.0] and front.conv.bias.abs().sum() == 0
+    assert torch.allclose(summed.weight, conv.weight.sum(dim=1, keepdim=True))

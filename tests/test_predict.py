@@ -47,3 +47,15 @@ def test_layer_table_counts_the_parameters_of_each_layer(vgg_random):
     assert rows["fc6"].params == 25088 * 4096 + 4096 and rows["fc6"].shape == (4096,)
     assert rows["pool5"].shape == (512, 7, 7) and rows["pool5"].params == 0
     assert sum(r.params for r in rows.values()) == sum(p.numel() for p in vgg_random.model.parameters())
+
+
+def test_topk_takes_paths_and_refuses_an_impossible_k(lite0):
+    from tplib.errors import OptionError
+
+    paths = list(sample_photos().values())[:2]
+    photos = [Image.open(p).convert("RGB") for p in paths]
+    assert predict_topk(lite0, paths, k=2) == predict_topk(lite0, photos, k=2)
+    assert predict_topk(lite0, str(paths[0]), k=1) == predict_topk(lite0, photos[:1], k=1)
+    for k in (0, 1001, 2.5, True):
+        with pytest.raises(OptionError, match="from 1 to 1000"):
+            predict_topk(lite0, photos, k=k)

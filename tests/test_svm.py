@@ -86,6 +86,7 @@ def test_C_search_result_is_typed(blobs):
     ("empty_test", "X_test is empty"),
     ("dims", "X_train has 1500 features per row, X_test 1499"),
     ("C", "C must be a finite number > 0"),
+    ("negative", "y_train holds negative labels (-1)"),
 ])
 def test_bad_inputs_name_the_argument(blobs, case, needle):
     Xtr, ytr, Xte, yte = (np.array(a, copy=True) for a in blobs)
@@ -96,6 +97,8 @@ def test_bad_inputs_name_the_argument(blobs, case, needle):
         Xte[3, 7] = np.nan
     elif case == "inf":
         Xtr[0, 0] = np.inf
+    elif case == "negative":
+        ytr[5] = -1
     elif case == "one_class":
         ytr[:] = 2
     elif case == "empty_test":

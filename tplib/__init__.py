@@ -4,17 +4,17 @@ The main calls, in the order of the lab::
 
     lab = tplib.setup(data="15scene")      # profile, seeds, device, network, data: printed
     backbone, data = lab.backbone, lab.dataset
-    train = tplib.extract_features(backbone, data.train, "relu7")   # cached, batched
-    test = tplib.extract_features(backbone, data.test, "relu7")
-    result = tplib.svm_fit_score(train["relu7"], train.labels, test["relu7"], test.labels)
+    layer = backbone.default_layer           # "relu7" for VGG16
+    train = tplib.extract_features(backbone, data.train, layer)   # cached, batched
+    test = tplib.extract_features(backbone, data.test, layer)
+    result = tplib.svm_fit_score(train[layer], train.labels, test[layer], test.labels)
 
 Plots live in :mod:`tplib.viz`, fine-tuning in :mod:`tplib.finetune`, the headless
 run in :mod:`tplib.lab` (``tplib run`` on the command line). Importing tplib is cheap:
 each name below is imported on first use (torch loads with the first network).
 """
-from __future__ import annotations
 
-import importlib
+import importlib as _importlib
 
 __version__ = "0.2.0"
 
@@ -37,20 +37,21 @@ _EXPORTS = {
     "Preprocess": "preprocess",
     "TplibError": "errors",
 }
-_SUBMODULES = {"checks", "data", "datasets", "engine", "experiments", "features", "finetune",
-               "images", "lab", "models", "predict", "preprocess", "profile", "registry",
-               "session", "svm", "viz", "widgets"}
+_SUBMODULES = {"cache", "checks", "data", "datasets", "download", "engine", "errors",
+               "experiments", "features", "finetune", "fusion", "images", "lab", "models",
+               "paths", "predict", "preprocess", "profile", "registry", "report", "samples",
+               "session", "svm", "synthetic", "viz", "widgets"}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        value = getattr(_importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value  # the next lookup is a plain attribute
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tplib' has no attribute {name!r}")
 
 

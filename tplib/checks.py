@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import OptionError
 from .registry import get_spec
 
 OK_MARK, NO_MARK = "✔", "✘"
@@ -327,7 +328,7 @@ def _layer_of(feats, layer):
     if layer is not None:
         return layer
     if len(feats.arrays) != 1:
-        raise ValueError(f"these features hold several layers ({', '.join(feats.arrays)}): "
+        raise OptionError(f"these features hold several layers ({', '.join(feats.arrays)}): "
                          "pass layer=...")
     return next(iter(feats.arrays))
 
@@ -347,7 +348,7 @@ _VGG_REFERENCE: dict = {}
 
 
 def _vgg16_for_check():
-    """A fresh VGG16 with seeded random weights, in eval mode (about 2 s to build)."""
+    """A fresh VGG16 with seeded random weights, in eval mode (built once, then kept)."""
     from .models import build_model
 
     return build_model("vgg16")

@@ -16,7 +16,7 @@ import sys
 from .engine import POOLINGS, PRECISIONS
 from .errors import TplibError
 from .profile import PROFILES
-from .registry import NETWORK_NAMES
+from .registry import NETWORK_NAMES, NETWORKS
 
 EPILOG = ("Caches: TPLIB_CACHE (data, features), TORCH_HOME (weights). Profiles: TPLIB_PROFILE "
           "(full, quick, ci). See README.md.")
@@ -32,7 +32,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _int_at_least(minimum: int):
+def _int_at_least(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -40,6 +40,8 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
     return parse
 
@@ -198,13 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--model", default="auto", choices=("auto", *NETWORK_NAMES),
                    help="auto: VGG16 if its weights are here, else a labelled real substitute")
-    p.add_argument("--top", type=_int_at_least(1), default=5)
+    p.add_argument("--top", type=_int_at_least(1, 1000), default=5,
+                   help="how many classes to show per image (1 to 1000)")
     p.add_argument("--offline", action="store_true", help="never try to download")
     p = sub.add_parser("layers", help="friendly layer names, module names and output shapes "
                                       "(no weights needed)")
     p.add_argument("--model", default="vgg16", choices=NETWORK_NAMES)
     p = sub.add_parser("fetch", help="download and verify the 15 Scene zip or a network's weights")
-    fetchable = tuple(n for n in NETWORK_NAMES if not n.startswith("efficientnet"))
+    fetchable = tuple(n for n in NETWORK_NAMES if NETWORKS[n].needs_download)
     p.add_argument("what", choices=("15scene", *fetchable, "all"),
                    help="all = 15scene and vgg16")
     p = sub.add_parser("cache", help="show or clear the feature cache")

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, OptionError
 from .images import is_image_file
 
 LAYOUT_HELP = (
@@ -457,7 +457,7 @@ def _notable_warnings(name: str, ignored: list) -> list[str]:
 
 def _check_source(source: str) -> None:
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        raise OptionError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
 
 
 def load_dataset(data: str | os.PathLike, *, split: int | None = None, source: str = "folder",
@@ -483,7 +483,7 @@ def load_dataset(data: str | os.PathLike, *, split: int | None = None, source: s
     _check_source(source)
     if split is not None and (isinstance(split, bool) or not isinstance(split, (int, np.integer))
                               or split < 1):
-        raise ValueError(f"split must be a whole number of images per class (1 or more), "
+        raise OptionError(f"split must be a whole number of images per class (1 or more), "
                          f"not {split!r}")
     root, layout = _find_layout(data)
     if layout == "flat":

@@ -202,8 +202,11 @@ def _from_path(path: Path, split: int | None) -> Dataset:
                                origin=f"zip {path}, unpacked to {target}")
     else:
         dataset = load_dataset(path, split=split, source="folder", origin=f"folder {path}")
-    dataset.name = dataset.root.name
-    dataset.title = "15 Scene" if dataset.root.name == "15SceneData" else dataset.root.name
+    # a copy of a known data set, given by its folder (--data .../15SceneData), is that
+    # data set: same title, and the same profile subset as find_dataset("15scene")
+    known = next((info for info in KNOWN_DATASETS.values() if info.folder == dataset.root.name), None)
+    dataset.name = known.name if known else dataset.root.name
+    dataset.title = known.title if known else dataset.root.name
     return dataset
 
 

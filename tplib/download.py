@@ -111,13 +111,6 @@ RESOURCES: dict[str, Resource] = {
         86520868,
         ("git-blob-sha1", "2d560c33ccbddb036071cae557d89229d744cc1c"),
     ),
-    "vgg16": Resource(
-        "vgg16",
-        "https://download.pytorch.org/models/vgg16-397923af.pth",
-        "vgg16-397923af.pth",
-        553433881,
-        ("sha256-prefix", "397923af"),
-    ),
 }
 
 

@@ -1,6 +1,6 @@
 """How features are computed (not what they are): one settings object with good defaults.
 
-A student calls ``extract_features(backbone, split, "relu7")`` and never needs this
+A student calls ``extract_features(backbone, split, backbone.default_layer)`` and never needs this
 module. The knobs that only change speed, memory or device live in :class:`Engine`;
 the active run profile (:func:`tplib.setup`) supplies the defaults, e.g. the ``ci``
 profile pins fp32 on the CPU so stored notebook outputs are the same on every machine.
@@ -16,16 +16,12 @@ import os
 import re
 from dataclasses import dataclass, replace
 
-from .errors import TplibError
+from .errors import OptionError, TplibError  # noqa: F401 (OptionError: also tplib.engine.OptionError)
 
 POOLINGS = ("none", "avg", "max", "pyramid")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = ("float32", "float16")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-class OptionError(TplibError, ValueError):
-    """An option value that cannot work (the message names the option and the valid values)."""
 
 
 @dataclass(frozen=True)

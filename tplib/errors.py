@@ -9,6 +9,14 @@ class TplibError(Exception):
     """Base class: the message says what went wrong and what to do."""
 
 
+class OptionError(TplibError, ValueError):
+    """An option value that cannot work (the message names the option and the valid values)."""
+
+
+class InputError(TplibError, ValueError):
+    """Features, labels or images that a call cannot use (the message names the argument)."""
+
+
 class DataError(TplibError):
     """A data folder is missing, empty or laid out in a way we cannot use."""
 

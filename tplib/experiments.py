@@ -68,7 +68,7 @@ def compare_networks(dataset, names: Iterable[str] = NETWORK_NAMES, *, C: float 
 
     Args:
         dataset: a :class:`tplib.data.Dataset` (its ``train`` and ``test`` splits; a
-            subset keeps this quick: 9 networks on all of 15 Scene take an hour on a CPU).
+            subset keeps this quick: every network runs over every image given).
         names: registry names (default: all of :data:`tplib.registry.NETWORK_NAMES`).
         C: the SVM's C.
         progress: progress bars (default: the run profile's).

@@ -93,7 +93,7 @@ def pool_output(out: torch.Tensor, pool: str) -> torch.Tensor:
         whole = out.mean(dim=(2, 3), dtype=torch.float32)
         grid = F.adaptive_avg_pool2d(out.float() if out.dtype != torch.float32 else out, 2)
         return torch.cat([whole, grid.flatten(1)], dim=1)
-    raise ValueError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
+    raise OptionError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
 
 
 class LayerTap:
@@ -251,6 +251,23 @@ class Features:
         except KeyError:
             raise TplibError(f"no features for layer {layer!r}: these hold "
                              f"{', '.join(self.arrays)}") from None
+
+    # a mapping of layer -> array: `"relu7" in feats`, `list(feats)`, `feats.items()`
+    def __contains__(self, layer: object) -> bool:
+        return layer in self.arrays
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        """The number of layers (``len(feats.labels)`` is the number of images)."""
+        return len(self.arrays)
+
+    def keys(self):
+        return self.arrays.keys()
+
+    def items(self):
+        return self.arrays.items()
 
     @property
     def images_per_second(self) -> float:

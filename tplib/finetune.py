@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TplibError
+from .errors import InputError, OptionError, TplibError
 from .models import Backbone
 from .preprocess import Preprocess
 from .profile import default_progress
@@ -128,7 +128,7 @@ def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float 
     with ``BCEWithLogitsLoss``; ``"ce"``: K outputs and cross-entropy.
     """
     if hidden < 0 or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"need hidden >= 0 and 0 <= dropout < 1, got {hidden}, {dropout}")
+        raise OptionError(f"need hidden >= 0 and 0 <= dropout < 1, got {hidden}, {dropout}")
     outputs = _n_outputs(n_classes, loss)
     if hidden == 0:
         layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout else []
@@ -139,10 +139,10 @@ def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float 
 
 def _n_outputs(n_classes: int, loss: str) -> int:
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+        raise OptionError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     if loss == "bce":
         if n_classes != 2:
-            raise ValueError(f"loss='bce' is for two classes (one logit), not {n_classes}")
+            raise OptionError(f"loss='bce' is for two classes (one logit), not {n_classes}")
         return 1
     return n_classes
 
@@ -181,16 +181,16 @@ def _as_features(X) -> torch.Tensor:
     """(n, d) array (float16/32, memory-mapped or not) -> contiguous float32 tensor."""
     X = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
     if X.ndim != 2:
-        raise ValueError(f"features must be an (n, d) matrix, got shape {X.shape}")
+        raise InputError(f"features must be an (n, d) matrix, got shape {X.shape}")
     return torch.from_numpy(X)
 
 
 def _as_labels(y, n: int) -> torch.Tensor:
     y = torch.from_numpy(np.ascontiguousarray(np.asarray(y), dtype=np.int64))
     if y.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {tuple(y.shape)}")
+        raise InputError(f"labels must have shape ({n},), got {tuple(y.shape)}")
     if n and int(y.min()) < 0:
-        raise ValueError("labels must be class indices >= 0 (-1 means unknown: drop those rows)")
+        raise InputError("labels must be class indices >= 0 (-1 means unknown: drop those rows)")
     return y
 
 
@@ -468,7 +468,7 @@ class FineTuneModel(nn.Module):
         elif isinstance(freeze, int) and not isinstance(freeze, bool) and 0 <= freeze <= len(self.blocks):
             k = freeze
         else:
-            raise ValueError(f"freeze must be 'all', 'none' or an int in [0, {len(self.blocks)}] "
+            raise OptionError(f"freeze must be 'all', 'none' or an int in [0, {len(self.blocks)}] "
                              f"(number of last base blocks to train), not {freeze!r}")
         self.freeze = freeze
         self.trainable_blocks = [name for name, _ in self.blocks[len(self.blocks) - k:]]
@@ -480,7 +480,7 @@ class FineTuneModel(nn.Module):
             trainable = name in self.trainable_blocks
             for m in mods:
                 if m not in modules:
-                    raise ValueError(f"block {name!r}: base has no module {m!r}")
+                    raise OptionError(f"block {name!r}: base has no module {m!r}")
                 modules[m].requires_grad_(trainable)
                 if not trainable:
                     self._frozen_modules.append(m)
@@ -597,13 +597,13 @@ def validation_split(split, fraction: float = 0.2):
     from dataclasses import replace
 
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), not {fraction}")
+        raise OptionError(f"fraction must be in (0, 1), not {fraction}")
     labels = np.asarray(split.labels)
     train_rows, val_rows = [], []
     for c in range(len(split.classes)):
         rows = np.flatnonzero(labels == c)
         if len(rows) < 2:
-            raise ValueError(f"class {split.classes[c]!r} has {len(rows)} file(s): "
+            raise InputError(f"class {split.classes[c]!r} has {len(rows)} file(s): "
                              "too few to hold any out")
         n_val = min(max(1, round(fraction * len(rows))), len(rows) - 1)
         train_rows += rows[:-n_val].tolist()
@@ -635,7 +635,8 @@ class GrayToRGB(nn.Module):
 
     def __init__(self, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
         super().__init__()
-        self.conv = nn.Conv2d(1, 3, kernel_size=1)
+        # skip_init: no random draw (it would move the caller's global RNG), set below
+        self.conv = nn.utils.skip_init(nn.Conv2d, 1, 3, kernel_size=1)
         with torch.no_grad():
             self.conv.weight.fill_(1.0)
             self.conv.bias.zero_()
@@ -646,7 +647,7 @@ class GrayToRGB(nn.Module):
     def gray(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised images -> (N, 1, S, S) gray levels in [0, 1]."""
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"GrayToRGB takes (N, 3, S, S) images, got {tuple(x.shape)}")
+            raise InputError(f"GrayToRGB takes (N, 3, S, S) images, got {tuple(x.shape)}")
         return ((x * self.std + self.mean) * self.luma).sum(1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -663,7 +664,7 @@ def add_gray_front(model: FineTuneModel) -> FineTuneModel:
     forward alone), and it cannot use cached features.
     """
     if model.preprocess is None:
-        raise ValueError("the model has no preprocess: its normalisation is needed")
+        raise OptionError("the model has no preprocess: its normalisation is needed")
     model.front = GrayToRGB(model.preprocess.mean, model.preprocess.std)
     model.front.train(model.training)
     return model
@@ -693,10 +694,11 @@ def gray_conv(conv: nn.Conv2d) -> nn.Conv2d:
     padding, dilation and groups (must be 1) are kept.
     """
     if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
-        raise ValueError("gray_conv takes an nn.Conv2d with groups=1")
-    new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                    padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
-                    padding_mode=conv.padding_mode)
+        raise OptionError("gray_conv takes an nn.Conv2d with groups=1")
+    new = nn.utils.skip_init(  # no random init to overwrite: the global RNG stays where it was
+        nn.Conv2d, 1, conv.out_channels, conv.kernel_size, stride=conv.stride,
+        padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+        padding_mode=conv.padding_mode, device=conv.weight.device)
     with torch.no_grad():
         new.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
         if conv.bias is not None:
@@ -834,8 +836,8 @@ def _augment(x: torch.Tensor, gen: torch.Generator, flip: bool, pad: int) -> tor
 
 def _image_transform(model: nn.Module, preprocess: Preprocess, channels_last: bool):
     """uint8 batch -> the model's input; with ``channels_last``, also puts the model's
-    4-d weights in that memory layout (same values; on a CPU, convolutions on
-    channels-last tensors run 1.5-4x faster: measured for EfficientNet-Lite0)."""
+    4-d weights in that memory layout (same values; convolutions on channels-last
+    tensors are usually faster on a CPU: see benchmarks/README.md)."""
     if not channels_last:
         return preprocess.normalize
     model.to(memory_format=torch.channels_last)
@@ -988,7 +990,7 @@ def train_model(
     t0 = time.perf_counter()
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
-        raise ValueError("train_model needs preprocess= (the model does not carry one)")
+        raise OptionError("train_model needs preprocess= (the model does not carry one)")
     model.to(_training_device(device))
     X, y, skipped = decode_images(train, preprocess, threads=threads, progress=progress,
                                   desc="decode train")
@@ -1029,7 +1031,7 @@ def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = Non
     """
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
-        raise ValueError("evaluate_model needs preprocess= (the model does not carry one)")
+        raise OptionError("evaluate_model needs preprocess= (the model does not carry one)")
     X, y, skipped = decode_images(images, preprocess, threads=threads)
     bad = {p for p, _ in skipped}
     paths = [p for p in _split_parts(images)[0] if str(p) not in bad]
@@ -1097,11 +1099,11 @@ def train_new_head(
     from .features import extract_features
 
     if path not in ("auto", "features", "end-to-end"):
-        raise ValueError(f"path must be 'auto', 'features' or 'end-to-end', not {path!r}")
+        raise OptionError(f"path must be 'auto', 'features' or 'end-to-end', not {path!r}")
     if path == "auto":
         path = "end-to-end" if augment else "features"
     if path == "features" and augment:
-        raise ValueError("augmented images change every epoch, so their features cannot be "
+        raise OptionError("augmented images change every epoch, so their features cannot be "
                          "computed once: use path='end-to-end' (or augment=False)")
     _, labels = _split_parts(train)
     n_classes = len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1
@@ -1214,10 +1216,9 @@ def train_from_scratch(
     first. With a time budget, the number of epochs (and so the result) depends on
     the machine's speed; with ``epochs`` the run is deterministic on a given CPU.
 
-    Why 64 px by default: on a small CPU an epoch at 128 px costs two to four times one
-    at 64 px, so a one-minute budget would give the network one or two epochs (still at
-    chance on cats vs dogs) instead of three to five (measured: benchmarks/README.md).
-    Use 128 on a GPU.
+    Why 64 px by default: an epoch at 128 px costs several times one at 64 px, so on a
+    small CPU a short budget would give the network only one or two epochs (still at
+    chance on cats vs dogs). Use 128 on a GPU.
 
     Args:
         train_split, test_split: data splits (or (paths, labels) pairs).
@@ -1228,7 +1229,7 @@ def train_from_scratch(
         is its image size and normalisation, so ``evaluate_model(model, split)`` works.
     """
     if seconds is None and epochs is None:
-        raise ValueError("give a time budget (seconds=) or a number of epochs (epochs=)")
+        raise OptionError("give a time budget (seconds=) or a number of epochs (epochs=)")
     t0 = time.perf_counter()
     # Centring with ImageNet's statistics is as good as any for a network that learns
     # its own filters; only the scale matters for the optimiser.

@@ -5,8 +5,8 @@ In eval mode a ``BatchNorm2d`` is a fixed per-channel affine map ``y = a * x + b
 convolution that feeds it can absorb it: ``w' = a * w`` and ``bias' = a * bias + b``.
 The folded network computes the same function (the outputs differ by float rounding,
 about 1e-6 relative) and skips one full pass over every activation map per pair.
-EfficientNet-Lite0 has 49 such pairs: folding them made its CPU forward pass
-1.15-1.6x faster on a 2-core CPU (``benchmarks/extraction.py``). VGG16 has no BatchNorm: nothing changes.
+EfficientNet-Lite0 has 49 such pairs (the speed-up is measured by
+``benchmarks/extraction.py``, see its README). VGG16 has no BatchNorm: nothing changes.
 
 Folding is done on a copy, so the user's model (which they may fine-tune, with
 BatchNorm statistics that still move) is never touched. Pairs are found by watching

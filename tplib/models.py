@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .errors import DownloadError, LayerError, MissingWeightsError, WeightsError
+from .errors import DownloadError, LayerError, MissingWeightsError, OptionError, WeightsError
 from .preprocess import Preprocess
 from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, get_spec
 
@@ -106,6 +106,11 @@ class Backbone:
             return self.layers[layer]
         if layer in dict(self.model.named_modules()):
             return layer
+        if self.requested != self.name and layer in get_spec(self.requested).layers:
+            raise LayerError(
+                f"layer {layer!r} is {get_spec(self.requested).title}'s, but {self.spec.title} "
+                f"stands in for it here (see the banner): use backbone.default_layer "
+                f"({self.default_layer!r}), or one of {', '.join(self.layers)}")
         raise LayerError(
             f"unknown layer {layer!r} for {self.name}. Valid names: "
             f"{', '.join(self.layers)} (or a module name such as "
@@ -143,10 +148,8 @@ def weights_resource(spec: NetworkSpec):
     URL and file name from torchvision's weights enum; the file name carries the first
     8 hex digits of the file's SHA-256 (torch.hub's convention), checked on download.
     """
-    from .download import RESOURCES, Resource
+    from .download import Resource
 
-    if spec.name in RESOURCES:
-        return RESOURCES[spec.name]
     url = _tv_weights(spec).url
     filename = url.rsplit("/", 1)[-1]
     prefix = Path(filename).stem.rsplit("-", 1)[-1]
@@ -283,7 +286,10 @@ def _torchvision_backbone(spec: NetworkSpec, download: bool, progress: bool) -> 
         except DownloadError as exc:
             if path.exists():  # a wrong file placed there: the integrity error says what to do
                 raise
-            raise MissingWeightsError(f"{exc}\n{weights_help(spec)}") from exc
+            # the download error's own "place it by hand" advice would repeat weights_help's
+            reason = str(exc).split(". To work without network")[0]
+            raise MissingWeightsError(f"{spec.title} weights are not in the cache: {reason}. "
+                                      f"{weights_help(spec)}") from exc
     state = _load_state_dict(path)
     model = build_model(spec.name)
     try:
@@ -345,7 +351,7 @@ def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
     """
     spec = get_spec(name)
     if weights not in ("imagenet", "random"):
-        raise ValueError(f"weights must be 'imagenet' or 'random', not {weights!r}")
+        raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
     if weights == "random":
         return _random_backbone(spec)
     if spec.family == "torchvision":
@@ -369,6 +375,8 @@ def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download
        (if ``allow_random``). Each replacement adds a loud line to ``backbone.notes``.
     """
     spec = get_spec(name)
+    if weights not in ("imagenet", "random"):
+        raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
     if weights == "random":
         backbone = load_backbone(name, weights="random")
         backbone.notes.append(f"RANDOM WEIGHTS (asked for): {spec.title} without pretraining, to "

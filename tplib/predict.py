@@ -2,24 +2,35 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
 
-from .errors import ImageError
+from .errors import ImageError, OptionError
 from .images import load_rgb
 from .models import Backbone
 
 
 @torch.no_grad()
 def predict_topk(backbone: Backbone, images: Sequence, k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-``k`` (class name, probability) for each PIL image, best first.
+    """Top-``k`` (class name, probability) for each image, best first.
 
-    Uses the weights' own evaluation transform (resize + centre crop), eval mode
-    (dropout off, batch-norm statistics frozen: notebook 02, Q3) and a softmax over
-    the 1000 logits. Returns one list of ``k`` pairs per image; probabilities are
-    Python floats in [0, 1].
+    ``images``: PIL images or image file paths. Uses the weights' own evaluation
+    transform (resize + centre crop), eval mode (dropout off, batch-norm statistics
+    frozen: notebook 02, Q3) and a softmax over the 1000 logits. Returns one list of
+    ``k`` pairs per image; probabilities are Python floats in [0, 1].
+
+    Raises:
+        OptionError: ``k`` is not between 1 and the number of classes.
+        ImageError: a path that cannot be read as an image.
     """
+    n_classes = len(backbone.categories)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_classes:
+        raise OptionError(f"k (top) must be a whole number from 1 to {n_classes}, not {k!r}")
+    if isinstance(images, (str, Path)):
+        images = [images]
+    images = [load_rgb(img) if isinstance(img, (str, Path)) else img for img in images]
     prep = backbone.preprocess.with_policy("crop")
     x = torch.stack([prep(img) for img in images])
     probs = backbone.model.eval()(x).softmax(dim=1)

@@ -22,6 +22,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from .errors import OptionError
 from .images import to_rgb
 
 #: ImageNet statistics used by torchvision's weights (and by the lab's handout).
@@ -54,9 +55,9 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.policy not in ("square", "crop"):
-            raise ValueError(f"policy must be 'square' or 'crop', not {self.policy!r}")
+            raise OptionError(f"policy must be 'square' or 'crop', not {self.policy!r}")
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
-            raise ValueError(f"unknown interpolation {self.interpolation!r}")
+            raise OptionError(f"unknown interpolation {self.interpolation!r}")
 
     @classmethod
     def from_torchvision(cls, weights, policy: str = "square") -> "Preprocess":

@@ -28,13 +28,9 @@ from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
 from .engine import check_C
-from .errors import TplibError
+from .errors import InputError, TplibError  # noqa: F401 (InputError: also tplib.svm.InputError)
 
 RANDOM_STATE = 0
-
-
-class InputError(TplibError, ValueError):
-    """Features or labels that a classifier cannot use (the message names the argument)."""
 
 
 def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +49,9 @@ def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"X_{name} has {len(X)} rows but y_{name} has shape {y.shape}: one label per row")
     if not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"y_{name} must hold integer class indices, not {y.dtype}")
+    if y.size and y.min() < 0:
+        raise InputError(f"y_{name} holds negative labels ({int(y.min())}): class indices start at 0 "
+                         "(-1 marks files without a class folder: drop those rows)")
     if not np.issubdtype(X.dtype, np.number):
         raise InputError(f"X_{name} must be numbers, not {X.dtype}")
     bad = ~np.isfinite(X).all(axis=1)

@@ -113,7 +113,7 @@ def add_smooth_noise(img: np.ndarray, rng: np.random.Generator, amplitude: float
       weights sum to one, the mean is removed by shifting ``cols`` alone;
     - the outer products are added one by one in plain numpy rather than as one
       full-size matrix product, which BLAS would spread over its own threads,
-      fighting the writer's threads (measured: 2-3x slower overall).
+      fighting the writer's threads.
     """
     height, width = img.shape
     cells = int(rng.integers(3, 7))
@@ -135,7 +135,7 @@ def render_image(k: int, rng: np.random.Generator) -> Image.Image:
 
     Every term is built from a row vector and a column vector combined by
     broadcasting (the grating via sin(a+b) = sin a cos b + cos a sin b), so only
-    a handful of full-size float32 passes are made: ~1 ms per image.
+    a handful of full-size float32 passes are made per image.
     """
     width, height = draw_size(rng)
     sig = class_signature(k)
