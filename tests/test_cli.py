@@ -355,3 +355,23 @@ def test_unwritable_cache_runs_without_it_or_stops_with_strict(image_folder, tmp
     assert main(argv + ["--strict", "--out", str(tmp_path / "r2")]) == 2
     assert "cannot write the feature cache" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize("arg,needle", [
+    ("missing.jpg", "none of the 1 file(s) exists: missing.jpg"),
+    ("FOLDER", "is a folder: give image files"),
+    ("https://example.org/cat.jpg", "is a URL: download the image"),
+])
+def test_predict_refuses_unusable_files_before_loading_a_network(tmp_path, capsys, monkeypatch, arg, needle):
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(tmp_path) if arg == "FOLDER" else arg]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_predict_exits_2_when_no_file_could_be_read(tmp_path, capsys):
+    bad = tmp_path / "text.jpg"
+    bad.write_text("not an image")
+    assert main(["predict", str(bad), "--model", "efficientnet_lite0"]) == 2
+    captured = capsys.readouterr()
+    assert "skipped:" in captured.out and "none of the 1 file(s) could be read" in captured.err

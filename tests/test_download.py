@@ -469,3 +469,31 @@ def test_describe_gives_what_a_person_needs_to_fetch_by_hand():
     text = r.describe("/some/dir")
     assert r.url in text and r.filename in text and f"{r.size:,} bytes" in text
     assert text.endswith(", to be placed in /some/dir")
+
+
+def test_unpacking_needs_the_space_first_and_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from tplib.errors import DiskFullError
+
+    zip_path = tmp_path / "big.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("top/zeros.bin", b"\0" * 3_000_000)  # 3 MB that compress to a few KB
+    dest = tmp_path / "dest"
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1_000_000, 1_000_000))
+    with pytest.raises(DiskFullError, match=r"it needs 3\.0 MB, 1\.0 MB are free"):
+        safe_extract_zip(zip_path, dest)
+    assert listing(dest) == []
+    # enough space announced, but the disk fills while writing
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 10**9))
+
+    def full(self, path=None, members=None, pwd=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    with pytest.raises(DiskFullError, match="no space to unpack .*TPLIB_CACHE"):
+        safe_extract_zip(zip_path, dest)
+    assert listing(dest) == []

@@ -5,11 +5,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from oddimages import make_odd_images
+from PIL import Image
 
 from tplib.data import load_dataset
 from tplib.engine import Engine
@@ -300,3 +302,26 @@ def test_features_behave_like_a_mapping_of_layers():
     assert dict(feats.items())["relu6"] is a and feats["relu7"] is b
     with pytest.raises(TplibError, match="no features for layer 'fc8': these hold relu6, relu7"):
         feats["fc8"]
+
+
+def test_calls_that_would_return_no_rows_are_refused_before_any_work(vgg_random, tmp_path, monkeypatch):
+    from tplib.data import load_dataset
+    from tplib.errors import DataError, OptionError
+
+    with pytest.raises(OptionError, match="'relu7' and 'classifier.4' are the same module"):
+        extract_features(vgg_random, [tmp_path / "x.jpg"], ["relu7", "classifier.4"])
+    with pytest.raises(DataError, match="none of the 2 image files exists"):
+        extract_features(vgg_random, [tmp_path / "a.jpg", tmp_path / "b.jpg"], "relu7")
+    with pytest.raises(DataError, match="empty"):
+        extract_features(vgg_random, [], "relu7")
+    # a dataset loaded from a relative folder keeps working after a change of folder
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / "d" / split / cls).mkdir(parents=True)
+            Image.new("L", (8, 8), 50).save(tmp_path / "d" / split / cls / "1.jpg")
+    monkeypatch.chdir(tmp_path)
+    data = load_dataset("d")
+    monkeypatch.chdir("/")
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in data.train.paths)
+    with pytest.raises(DataError, match="empty text"):
+        load_dataset("  ")

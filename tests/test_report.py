@@ -222,6 +222,18 @@ def test_out_folders_that_cannot_be_used_are_refused_first(tmp_path):
     assert check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
 
 
+def test_out_is_never_the_current_folder(tmp_path, monkeypatch):
+    from tplib.errors import TplibError
+    from tplib.report import check_out_dir
+
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    for given in (".", str(tmp_path / "here"), ".."):
+        with pytest.raises(TplibError, match="is the current folder .or holds it.: give a folder inside it"):
+            check_out_dir(given)
+    assert check_out_dir("run1") == tmp_path / "here" / "run1"  # relative: made absolute
+
+
 def test_console_summary(result):
     text = format_console_summary(result)
     assert f"{result['accuracy']:.4f}" in text

@@ -110,3 +110,24 @@ def test_bad_inputs_name_the_argument(blobs, case, needle):
     with pytest.raises(TplibError) as err:
         svm_fit_score(Xtr, ytr, Xte, yte, **kwargs)
     assert needle in str(err.value)
+
+
+def test_labels_beyond_n_classes_pca_too_wide_and_bad_searches_are_named(blobs):
+    Xtr, ytr, Xte, yte = blobs
+    with pytest.raises(InputError, match="labels go up to 4 but n_classes=2"):
+        svm_fit_score(Xtr, ytr, Xte, yte, n_classes=2)
+    with pytest.raises(InputError, match="use at most 10 components"):
+        fit_and_score(pca_svm(500), Xtr[:, :10], ytr, Xte[:, :10], yte)
+    with pytest.raises(InputError, match="Cs is empty"):
+        search_C(Xtr, ytr, [])
+    with pytest.raises(InputError, match="one class only"):
+        search_C(Xtr, np.zeros_like(ytr), [1.0])
+
+
+def test_a_features_object_is_not_a_matrix(blobs):
+    from tplib.features import Features
+
+    Xtr, ytr, Xte, yte = blobs
+    feats = Features(arrays={"relu7": Xtr}, labels=ytr, paths=[""] * len(ytr))
+    with pytest.raises(InputError, match=r"X_train is a Features object .*train\[layer\]"):
+        svm_fit_score(feats, ytr, Xte, yte)

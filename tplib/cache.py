@@ -70,9 +70,11 @@ def files_digest(paths) -> str:
         p = Path(p)
         try:
             st = p.stat()
-            h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            line = f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n"
         except OSError:
-            h.update(f"{p}\0missing\n".encode())
+            line = f"{p}\0missing\n"
+        # surrogateescape: a file name that is not valid UTF-8 keeps its exact bytes
+        h.update(line.encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import sys
+from pathlib import Path
 
 from .engine import POOLINGS, PRECISIONS
 from .errors import TplibError
@@ -110,6 +111,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    _check_predict_files(args.files)  # before torch and the network load
     from .models import resolve_backbone
     from .predict import predict_files
     from .report import console_banner
@@ -119,14 +121,32 @@ def cmd_predict(args) -> int:
     print(f"network: {backbone.describe()}")
     if backbone.notes:
         print("\n".join(console_banner(backbone.notes)))
+    predicted = 0
     for path, top in predict_files(backbone, args.files, k=args.top):
         print(f"\n{path}")
         if isinstance(top, str):
             print(f"  skipped: {top}")
             continue
+        predicted += 1
         for label, prob in top:
             print(f"  {prob:6.1%}  {label}")
+    if not predicted:
+        raise TplibError(f"none of the {len(args.files)} file(s) could be read as an image (see above)")
     return 0
+
+
+def _check_predict_files(files: list[str]) -> None:
+    """One line per kind of unusable argument, before any network loads."""
+    for name in files:
+        path = Path(name).expanduser()
+        if "://" in name:
+            raise TplibError(f"{name} is a URL: download the image and give the file (in a notebook, "
+                             "tplib.images.load_image_from reads URLs)")
+        if path.is_dir():
+            raise TplibError(f"{name} is a folder: give image files, e.g. {Path(name) / '*.jpg'}")
+    if not any(Path(name).expanduser().exists() for name in files):
+        raise TplibError(f"none of the {len(files)} file(s) exists: {', '.join(files[:3])}"
+                         f"{' ...' if len(files) > 3 else ''}")
 
 
 def cmd_layers(args) -> int:

@@ -357,7 +357,11 @@ def _class_folders(root: Path) -> list[Path]:
 def _find_layout(data: str | os.PathLike) -> tuple[Path, str]:
     """(root, "split") for a folder with ``train/``, or (root, "flat") for a folder
     of class folders directly holding images; else :class:`DataError`."""
-    root = Path(data).expanduser()
+    if not str(data).strip():
+        raise DataError(f"the data folder is empty text ({str(data)!r}): give the folder that holds "
+                        f"train/ and test/. {LAYOUT_HELP}")
+    # absolute: the paths a dataset holds stay right after a change of working folder
+    root = Path(data).expanduser().absolute()
     try:
         if not root.exists():
             raise DataError(f"{root} does not exist. {LAYOUT_HELP}")

@@ -24,6 +24,7 @@ Only the standard library (``urllib``) and ``tqdm`` are used.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import http.client
@@ -40,7 +41,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import DownloadError, IntegrityError, UnsafeArchiveError
+from .errors import DiskFullError, DownloadError, IntegrityError, UnsafeArchiveError
 
 __all__ = [
     "Resource",
@@ -389,6 +390,12 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _unpack_space_message(zip_path, dest_dir: Path, needed: int, free: int) -> str:
+    return (f"no space to unpack {zip_path} into {dest_dir}: it needs {needed / 1e6:,.1f} MB, "
+            f"{free / 1e6:,.1f} MB are free. Free some space, or set TPLIB_CACHE to a folder on "
+            "another disk; nothing was kept")
+
+
 def safe_extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
     """Unpack ``zip_path`` into ``dest_dir`` once, refusing unsafe members; return ``dest_dir``.
 
@@ -426,6 +433,10 @@ def safe_extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -
                 )
 
         dest_dir.mkdir(parents=True, exist_ok=True)
+        needed = sum(info.file_size for info in archive.infolist())
+        free = shutil.disk_usage(dest_dir).free
+        if needed > free:  # checked first: a zip bomb or a full disk fails before any write
+            raise DiskFullError(_unpack_space_message(zip_path, dest_dir, needed, free))
         tmp = dest_dir / f".unpack-tmp-{os.getpid()}"
         try:
             if tmp.exists():
@@ -437,6 +448,11 @@ def safe_extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -
                 raise IntegrityError(
                     f"{zip_path} is corrupt ({exc}). Delete it and download it again."
                 ) from exc
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                free = shutil.disk_usage(dest_dir).free
+                raise DiskFullError(_unpack_space_message(zip_path, dest_dir, needed, free)) from None
             # Drop the old marker first: if we are interrupted while moving
             # entries, the next call must unpack again rather than trust them.
             marker.unlink(missing_ok=True)

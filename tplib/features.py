@@ -343,6 +343,17 @@ def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
     return paths, np.full(len(paths), -1, dtype=np.int64), []
 
 
+def _check_some_exist(paths: list[Path]) -> None:
+    """Refuse a call where no image file exists (a typo, or relative paths after a
+    change of folder), before any work: it would return 0 rows. Some missing files
+    are skipped and listed, like undecodable ones."""
+    if not paths:
+        raise DataError("no image files given: the split or list is empty")
+    if not any(p.exists() for p in paths):
+        raise DataError(f"none of the {len(paths)} image files exists (first: {paths[0]}; working "
+                        f"folder {Path.cwd()}): check the paths, or load the data again")
+
+
 @torch.no_grad()
 def extract_features(
     backbone: Backbone,
@@ -386,6 +397,12 @@ def extract_features(
     if pool not in POOLINGS:
         raise OptionError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
     nodes = {layer: backbone.node(layer) for layer in layers}
+    same = {}
+    for layer, node in nodes.items():  # "pooled" and "global_pool" are one layer: ask once
+        if node in same:
+            raise OptionError(f"layers {same[node]!r} and {layer!r} are the same module ({node}) "
+                              f"of {backbone.name}: give it once")
+        same[node] = layer
     batch_size = engine.batch_size or backbone.batch_size
     dev = engine.check_device()
     prec = resolve_precision(engine.precision, dev)
@@ -393,6 +410,7 @@ def extract_features(
     use_cl = engine.channels_last and dev.type in ("cpu", "cuda")
     fold_bn, dtype = engine.fold_bn, engine.dtype
     paths, labels, classes = _split_parts(images)
+    _check_some_exist(paths)
     settings = dict(precision=prec, device=dev.type, pool=pool, batch_size=batch_size,
                     channels_last=use_cl, fold_bn=fold_bn, dtype=dtype, decode_threads=threads)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,12 +274,13 @@ def run_lab(opts: LabOptions) -> LabResult:
         skipped=[{"path": p, "reason": r} for p, r in skipped],
         ignored=[{"path": p, "reason": r} for p, r in dataset.train.ignored + dataset.test.ignored],
         warnings=dataset.warnings + res.warnings + [
-            f"features of {f.settings['cache']}" for f in (train, test) if "cache" in f.settings][:1],
+            f"feature cache {f.settings['cache']}" for f in (train, test) if "cache" in f.settings][:1],
         cache={"train": str(train.cache_path) if train.cache_path else None,
                "test": str(test.cache_path) if test.cache_path else None,
                "hit": bool(train.from_cache and test.from_cache)},
     )
-    out = Path(opts.out) if opts.out else Path.cwd() / "reports" / time.strftime("run-%Y%m%d-%H%M%S")
+    out = (Path(os.path.abspath(Path(opts.out).expanduser())) if opts.out
+           else Path.cwd() / "reports" / time.strftime("run-%Y%m%d-%H%M%S"))
     if (out / "metrics.json").exists():
         logger.info("replacing the earlier report in %s", out)
     result.report = {k: str(v) for k, v in write_report(out, result.to_dict()).items()}

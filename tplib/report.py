@@ -247,7 +247,12 @@ def check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     """
     from .errors import TplibError
 
-    out = Path(out_dir)
+    out = Path(os.path.abspath(Path(out_dir).expanduser()))  # ".", ".." and relative names resolved
+    if out == Path.cwd() or out in Path.cwd().parents:
+        # the report replaces its folder as a whole: a shell standing in it would be left
+        # in a deleted folder
+        raise TplibError(f"--out {out_dir} is the current folder (or holds it): give a folder "
+                         "inside it, e.g. --out reports/run1")
     if out.exists() and not out.is_dir():
         raise TplibError(f"--out {out} is an existing file; give a folder for the report")
     if out.is_dir():

@@ -39,6 +39,9 @@ def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
     ``name`` ("train", "test") is used in the messages: ``X_train has 3 rows but
     y_train has 4 labels``.
     """
+    if hasattr(X, "arrays") and hasattr(X, "labels"):  # a tplib Features object
+        raise InputError(f"X_{name} is a Features object (layers {', '.join(X.arrays)}): pass one "
+                         f"layer's matrix, e.g. {name}[layer], and {name}.labels as y_{name}")
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
@@ -62,15 +65,19 @@ def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def _check_two_classes(y_train: np.ndarray) -> None:
+    if len(np.unique(y_train)) < 2:
+        raise InputError(f"y_train holds one class only ({int(y_train[0])}): a classifier needs at "
+                         "least two")
+
+
 def _check_pair(X_train, y_train, X_test, y_test):
     X_train, y_train = check_xy(X_train, y_train, "train")
     X_test, y_test = check_xy(X_test, y_test, "test")
     if X_train.shape[1] != X_test.shape[1]:
         raise InputError(f"X_train has {X_train.shape[1]} features per row, X_test "
                          f"{X_test.shape[1]}: both must come from the same layer")
-    if len(np.unique(y_train)) < 2:
-        raise InputError(f"y_train holds one class only ({int(y_train[0])}): a classifier needs at "
-                         "least two")
+    _check_two_classes(y_train)
     return X_train, y_train, X_test, y_test
 
 
@@ -121,7 +128,18 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | 
     ``max(label) + 1``) sizes the confusion matrix.
     """
     X_train, y_train, X_test, y_test = _check_pair(X_train, y_train, X_test, y_test)
-    n_classes = n_classes or int(max(y_train.max(), y_test.max())) + 1
+    top = int(max(y_train.max(), y_test.max()))
+    if n_classes is not None and top >= n_classes:
+        raise InputError(f"labels go up to {top} but n_classes={n_classes}: class indices must be "
+                         f"0 to {n_classes - 1} (or leave n_classes out)")
+    n_classes = n_classes or top + 1
+    pca = getattr(estimator, "named_steps", {}).get("pca")
+    if pca is not None and isinstance(pca.n_components, int):
+        most = min(X_train.shape)
+        if pca.n_components > most:
+            raise InputError(f"PCA with {pca.n_components} components needs at least that many "
+                             f"training images and features; these have {X_train.shape[0]} images of "
+                             f"{X_train.shape[1]} features: use at most {most} components")
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -183,6 +201,9 @@ def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int =
     """
     X_train, y_train = check_xy(X_train, y_train, "train")
     Cs = [check_C(c) for c in Cs]
+    if not Cs:
+        raise InputError("Cs is empty: give the values of C to try, e.g. [0.01, 0.1, 1, 10, 100]")
+    _check_two_classes(y_train)
     counts = np.bincount(y_train)
     smallest = int(counts[counts > 0].min())
     if smallest < folds:
