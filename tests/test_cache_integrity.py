@@ -324,3 +324,17 @@ def test_entry_without_meta_is_recomputed_once_then_served(lite0, few_images):
     again = extract_features(lite0, few_images, "pooled", **opts)
     assert again.from_cache and [e["state"] for e in tc.cache_info()] == ["complete"]
     np.testing.assert_array_equal(again["pooled"], first["pooled"])
+
+
+def test_file_names_that_are_not_utf8_are_keyed_and_reported(tmp_path):
+    """A name with a Latin-1 byte (common on old archives) reaches Python as a surrogate."""
+    from tplib.fsutil import atomic_write_text
+
+    name = os.fsdecode(b"caf\xe9.jpg")  # 'caf\udce9.jpg'
+    path = tmp_path / name
+    path.write_bytes(b"x")
+    other = tmp_path / "cafe.jpg"
+    other.write_bytes(b"x")
+    assert tc.files_digest([path]) != tc.files_digest([other])  # exact bytes, no crash
+    atomic_write_text(tmp_path / "summary.md", f"- `{path.name}`: not an image\n")
+    assert "caf\\udce9.jpg" in (tmp_path / "summary.md").read_text(encoding="utf-8")
