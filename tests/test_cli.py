@@ -375,3 +375,11 @@ def test_predict_exits_2_when_no_file_could_be_read(tmp_path, capsys):
     assert main(["predict", str(bad), "--model", "efficientnet_lite0"]) == 2
     captured = capsys.readouterr()
     assert "skipped:" in captured.out and "none of the 1 file(s) could be read" in captured.err
+
+
+def test_version(capsys):
+    import tplib
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"tplib {tplib.__version__}"

@@ -215,3 +215,14 @@ def test_source_and_origin_are_stored(image_folder, flat_folder):
     # the fields have defaults, so code building splits by hand keeps working
     split = Split(image_folder, "train", ["a"], [], np.zeros(0, dtype=np.int64))
     assert split.source == "folder" and Dataset(image_folder, split, split).split_rule == ""
+
+
+@pytest.mark.parametrize("name,hint", [("Test", "found Test: rename it to test"),
+                                       ("val", "found val: rename it to test"),
+                                       ("evaluation", "found: evaluation, train")])
+def test_a_test_folder_named_otherwise_is_pointed_at(tmp_path, name, hint):
+    for split in ("train", name):
+        for cls in ("a", "b"):
+            _img(tmp_path / split / cls / "1.jpg")
+    with pytest.raises(DataError, match=f"test does not exist or is not a folder \\({hint}\\)"):
+        load_dataset(tmp_path)

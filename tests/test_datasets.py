@@ -107,6 +107,8 @@ def test_generated_stand_in_is_never_taken_for_real(closed_download):
     assert ds.source == "generated" and not ds.is_real
     assert ds.notes and ds.notes[0].startswith("GENERATED DATA")
     assert ds.train.counts()["coast"] == 5 and len(ds.classes) == 15
+    # the tests point TPLIB_REAL_DATA at a folder that does not exist: the banner says so
+    assert "TPLIB_REAL_DATA is set to" in ds.notes[0] and "which does not exist" in ds.notes[0]
 
 
 def test_catsdogs_has_no_stand_in():

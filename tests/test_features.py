@@ -314,6 +314,8 @@ def test_calls_that_would_return_no_rows_are_refused_before_any_work(vgg_random,
         extract_features(vgg_random, [tmp_path / "a.jpg", tmp_path / "b.jpg"], "relu7")
     with pytest.raises(DataError, match="empty"):
         extract_features(vgg_random, [], "relu7")
+    with pytest.raises(OptionError, match="layers is empty"):
+        extract_features(vgg_random, [tmp_path / "x.jpg"], [])
     # a dataset loaded from a relative folder keeps working after a change of folder
     for split in ("train", "test"):
         for cls in ("a", "b"):

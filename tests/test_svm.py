@@ -131,3 +131,12 @@ def test_a_features_object_is_not_a_matrix(blobs):
     feats = Features(arrays={"relu7": Xtr}, labels=ytr, paths=[""] * len(ytr))
     with pytest.raises(InputError, match=r"X_train is a Features object .*train\[layer\]"):
         svm_fit_score(feats, ytr, Xte, yte)
+
+
+@pytest.mark.parametrize("C", ["1", True, b"1"])
+def test_C_that_only_looks_like_a_number_is_refused(blobs, C):
+    from tplib.errors import OptionError
+
+    Xtr, ytr, Xte, yte = blobs
+    with pytest.raises(OptionError, match="C must be a number > 0"):
+        svm_fit_score(Xtr, ytr, Xte, yte, C=C)

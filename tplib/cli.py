@@ -195,7 +195,8 @@ def cmd_cache(args) -> int:
         return 0
     entries = cache_info()
     total = sum(e["bytes"] for e in entries)
-    print(f"feature cache: {feature_cache_dir()} ({len(entries)} entries, {total / 1e6:.1f} MB)")
+    count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+    print(f"feature cache: {feature_cache_dir()} ({count}, {total / 1e6:.1f} MB)")
     for e in entries:
         print(f"  {e['bytes'] / 1e6:9.1f} MB  {e['state']:<8}  {e['name']}")
         layers = ", ".join(e.get("layers") or [])
@@ -214,6 +215,9 @@ def cmd_cache(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tplib", description="Transfer-learning lab toolkit.",
                                      epilog=EPILOG)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tplib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     p = sub.add_parser("predict", help="top-k ImageNet classes of image files")

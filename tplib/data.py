@@ -302,7 +302,13 @@ def scan_split(split_dir: Path, *, dataset_root: Path | None = None
 def _scan_split(split_dir: Path, dataset_root: Path | None = None, top: str = "split folder"):
     """scan_split, also returning the {file id: (path, class)} of the kept files."""
     if not split_dir.is_dir():
-        raise DataError(f"{split_dir} does not exist or is not a folder. {LAYOUT_HELP}")
+        parent = split_dir.parent
+        found = sorted(c.name for c in parent.iterdir() if c.is_dir()) if parent.is_dir() else []
+        near = [n for n in found if n.lower() == split_dir.name.lower()
+                or (split_dir.name == "test" and n.lower() in ("val", "valid", "validation"))]
+        hint = (f" (found {', '.join(near)}: rename it to {split_dir.name})" if near
+                else f" (found: {', '.join(found[:8])})" if found else "")
+        raise DataError(f"{split_dir} does not exist or is not a folder{hint}. {LAYOUT_HELP}")
     try:
         entries = sorted(split_dir.iterdir())
     except OSError as exc:

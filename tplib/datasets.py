@@ -109,7 +109,10 @@ def _missing_help(info: DatasetInfo) -> str:
     from .paths import data_cache_dir
 
     where = [f"{_display(d / info.folder)}" for d in shared_data_dirs()]
-    text = (f"{info.title} was not found. Point at a copy (data=... in Python, --data on the "
+    env = os.environ.get(REAL_DATA_ENV)
+    pointer = (f" ({REAL_DATA_ENV} is set to {env}, which does not exist)"
+               if env and not Path(env).expanduser().is_dir() else "")
+    text = (f"{info.title} was not found{pointer}. Point at a copy (data=... in Python, --data on the "
             f"command line), set {REAL_DATA_ENV} to a folder holding {info.folder}/, or place "
             f"{info.folder}/ at {where[0]} or {data_cache_dir() / info.folder}")
     if info.resource is not None:

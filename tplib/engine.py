@@ -144,6 +144,8 @@ def resolve_threads(threads: int | None, device) -> int:
 
 def check_C(C) -> float:
     """A LinearSVC ``C``: a finite number > 0 (else an :class:`OptionError`)."""
+    if isinstance(C, (bool, str, bytes)):  # float("1") and float(True) would pass silently
+        raise OptionError(f"C must be a number > 0, not {C!r}")
     try:
         value = float(C)
     except (TypeError, ValueError):

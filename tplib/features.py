@@ -393,7 +393,12 @@ def extract_features(
     progress = default_progress(progress)
     if isinstance(layers, str):
         layers = [layers]
-    layers = list(layers or [backbone.default_layer])
+    if layers is None:
+        layers = [backbone.default_layer]
+    layers = list(layers)
+    if not layers:
+        raise OptionError(f"layers is empty: give one or more layer names, e.g. {backbone.default_layer!r} "
+                          "(or leave it out for the default layer)")
     if pool not in POOLINGS:
         raise OptionError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
     nodes = {layer: backbone.node(layer) for layer in layers}

@@ -333,15 +333,26 @@ def _lite_backbone(spec: NetworkSpec) -> Backbone:
 
 
 # ------------------------------------------------------------------- public API
+def _profile_defaults(download: bool | None, progress: bool | None) -> tuple[bool, bool]:
+    """``None`` means the active run profile's setting (see :mod:`tplib.profile`)."""
+    from .profile import active_profile
+
+    prof = active_profile()
+    return (prof.download if download is None else download,
+            prof.progress if progress is None else progress)
+
+
 def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
-                  download: bool = True, progress: bool = True) -> Backbone:
+                  download: bool | None = None, progress: bool | None = None) -> Backbone:
     """Load the network ``name`` exactly as asked, in eval mode on the CPU.
 
     Args:
         name: a registry name (:data:`tplib.registry.NETWORK_NAMES`).
         weights: "imagenet" (real pretrained weights) or "random" (seeded init, for
             architecture-only work and the "what does pretraining bring" comparison).
-        download: torchvision networks: download the weights file if it is not cached.
+        download: torchvision networks: download the weights file if it is not cached
+            (default: the run profile's choice; the ``ci`` profile never downloads).
+        progress: a progress bar for that download (default: the profile's).
 
     Raises:
         LayerError: unknown name (lists the valid ones).
@@ -355,13 +366,14 @@ def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
     if weights == "random":
         return _random_backbone(spec)
     if spec.family == "torchvision":
+        download, progress = _profile_defaults(download, progress)
         return _torchvision_backbone(spec, download=download, progress=progress)
     return _lite_backbone(spec)
 
 
-def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download: bool = True,
+def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download: bool | None = None,
                      strict: bool = False, allow_random: bool = True,
-                     progress: bool = True) -> Backbone:
+                     progress: bool | None = None) -> Backbone:
     """The asked network, or a labelled replacement: the one fallback policy.
 
     1. ``weights="random"`` on request: random weights, with a banner note.
@@ -377,6 +389,7 @@ def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download
     spec = get_spec(name)
     if weights not in ("imagenet", "random"):
         raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
+    download, progress = _profile_defaults(download, progress)
     if weights == "random":
         backbone = load_backbone(name, weights="random")
         backbone.notes.append(f"RANDOM WEIGHTS (asked for): {spec.title} without pretraining, to "
