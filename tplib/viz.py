@@ -264,6 +264,7 @@ def plot_per_class_accuracy(
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=9)
     ax.set_xlim(0.0, 1.1 if counts is None else 1.25)  # room for the value past a bar at 1.00
+    ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])  # no tick in that room: accuracy stops at 1
     ax.set_xlabel("Accuracy")
     ax.set_title(title if title is not None else "Per-class accuracy")
     ax.grid(axis="x", alpha=0.3)
@@ -626,6 +627,7 @@ def plot_topk(
         ax.set_yticks(y)
         ax.set_yticklabels(names, fontsize=9)
         ax.set_xlim(0.0, 1.15)
+        ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0])
         ax.set_xlabel("probability (softmax)", fontsize=8)
         if titles is not None:
             ax.set_title(str(titles[r]), fontsize=10)
