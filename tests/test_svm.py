@@ -140,3 +140,12 @@ def test_C_that_only_looks_like_a_number_is_refused(blobs, C):
     Xtr, ytr, Xte, yte = blobs
     with pytest.raises(OptionError, match="C must be a number > 0"):
         svm_fit_score(Xtr, ytr, Xte, yte, C=C)
+
+
+def test_numpy_integers_are_whole_numbers(blobs):
+    Xtr, ytr, Xte, yte = blobs
+    n = np.int64(8)  # e.g. from np.arange or a shape
+    assert fit_and_score(pca_svm(n), Xtr, ytr, Xte, yte).accuracy == \
+        fit_and_score(pca_svm(8), Xtr, ytr, Xte, yte).accuracy
+    with pytest.raises(InputError, match="whole number"):
+        pca_svm(True)

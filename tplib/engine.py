@@ -12,6 +12,7 @@ the functions that need it (the command line checks options without it).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, replace
@@ -52,13 +53,14 @@ class Engine:
     max_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+        if self.batch_size is not None and (not isinstance(self.batch_size, numbers.Integral)
+                                            or self.batch_size < 1):
             raise OptionError(f"batch size must be a whole number >= 1, not {self.batch_size!r}")
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             raise OptionError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 0):
+        if self.threads is not None and (not isinstance(self.threads, numbers.Integral) or self.threads < 0):
             raise OptionError(f"threads must be 0 or more, not {self.threads!r}")
         if self.dtype not in DTYPES:
             raise OptionError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -465,7 +466,8 @@ class FineTuneModel(nn.Module):
             k = 0
         elif freeze == "none":
             k = len(self.blocks)
-        elif isinstance(freeze, int) and not isinstance(freeze, bool) and 0 <= freeze <= len(self.blocks):
+        elif (isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool)
+              and 0 <= freeze <= len(self.blocks)):
             k = freeze
         else:
             raise OptionError(f"freeze must be 'all', 'none' or an int in [0, {len(self.blocks)}] "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -26,7 +27,7 @@ def predict_topk(backbone: Backbone, images: Sequence, k: int = 5) -> list[list[
         ImageError: a path that cannot be read as an image.
     """
     n_classes = len(backbone.categories)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_classes:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_classes:
         raise OptionError(f"k (top) must be a whole number from 1 to {n_classes}, not {k!r}")
     if isinstance(images, (str, Path)):
         images = [images]

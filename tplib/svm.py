@@ -13,6 +13,7 @@ Taught in notebook 04 (fit/score) and 05 (C, PCA, layers).
 """
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | 
                          f"0 to {n_classes - 1} (or leave n_classes out)")
     n_classes = n_classes or top + 1
     pca = getattr(estimator, "named_steps", {}).get("pca")
-    if pca is not None and isinstance(pca.n_components, int):
+    if pca is not None and isinstance(pca.n_components, numbers.Integral):
         most = min(X_train.shape)
         if pca.n_components > most:
             raise InputError(f"PCA with {pca.n_components} components needs at least that many "
@@ -227,7 +228,8 @@ def pca_svm(n_components: int, C: float = 1.0) -> Pipeline:
     The same L2 step as :func:`svm_fit_score`, then the projection; fit it on raw
     (n, d) features with :func:`fit_and_score`.
     """
-    if not isinstance(n_components, int) or n_components < 1:
+    if (not isinstance(n_components, numbers.Integral) or isinstance(n_components, bool)
+            or n_components < 1):
         raise InputError(f"n_components must be a whole number >= 1, not {n_components!r}")
     return Pipeline([("l2", Normalizer(norm="l2")),
                      ("pca", PCA(n_components=n_components, random_state=RANDOM_STATE)),
