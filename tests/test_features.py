@@ -47,11 +47,30 @@ def test_pooled_shapes_and_values(vgg_random, scenes):
     layers = ["relu1_1", "pool3", "relu5_3", "relu7"]
     shapes = {"avg": [64, 256, 512, 4096], "max": [64, 256, 512, 4096],
               "pyramid": [320, 1280, 2560, 4096]}
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from tplib.images import load_image
+
+    # reference: torchvision's own feature extractor on the same preprocessed images
+    nodes = {vgg_random.node(layer): layer for layer in [*layers, "pool5"]}
+    extractor = create_feature_extractor(vgg_random.model.eval(), return_nodes=nodes)
+    x = torch.stack([vgg_random.preprocess(load_image(p)) for p in split.paths])
+    with torch.no_grad():
+        ref = {k: v.float() for k, v in extractor(x).items()}
+    reduce = {"avg": lambda t: t.mean(dim=(2, 3)), "max": lambda t: t.amax(dim=(2, 3))}
     for pool, dims in shapes.items():
-        f = extract_features(vgg_random, split, layers, pool=pool, cache=False, progress=False)
+        f = extract_features(vgg_random, split, layers, pool=pool, cache=False, progress=False,
+                             engine=FP32)
         assert [f[layer].shape for layer in layers] == [(3, d) for d in dims]
-    raw = extract_features(vgg_random, split, ["pool5"], pool="none", cache=False, progress=False)
+        for layer in layers:
+            want = ref[layer] if ref[layer].ndim == 2 else (
+                reduce[pool](ref[layer]) if pool in reduce else None)
+            if want is not None:
+                np.testing.assert_allclose(f[layer], want.numpy(), rtol=1e-4, atol=1e-5)
+    raw = extract_features(vgg_random, split, ["pool5"], pool="none", cache=False, progress=False,
+                           engine=FP32)
     assert raw["pool5"].shape == (3, 512 * 7 * 7)
+    np.testing.assert_allclose(raw["pool5"], ref["pool5"].flatten(1).numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_pool_output_definitions():
