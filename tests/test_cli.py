@@ -358,7 +358,7 @@ def test_unwritable_cache_runs_without_it_or_stops_with_strict(image_folder, tmp
 
 
 @pytest.mark.parametrize("arg,needle", [
-    ("missing.jpg", "none of the 1 file(s) exists: missing.jpg"),
+    ("missing.jpg", "missing.jpg does not exist: give image files"),
     ("FOLDER", "is a folder: give image files"),
     ("https://example.org/cat.jpg", "is a URL: download the image"),
 ])
@@ -383,3 +383,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"tplib {tplib.__version__}"
+
+
+def test_predict_skips_folders_and_urls_beside_real_photos(tmp_path, capsys):
+    from tplib.samples import sample_photos
+
+    photo = sample_photos()["coffee"]
+    args = ["predict", str(photo), str(tmp_path), "https://example.org/x.jpg", "--model",
+            "efficientnet_lite0", "--top", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "espresso" in out and "skipped: a folder" in out and "skipped: a URL" in out
+    with pytest.raises(SystemExit):  # and nothing usable at all: one line before any network
+        main(["predict", str(tmp_path), "nope.jpg", "--top", "0"])
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path), "nope.jpg"]) == 2
+    assert "none of the 2 arguments is an image file" in capsys.readouterr().err

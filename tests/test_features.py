@@ -331,8 +331,9 @@ def test_calls_that_would_return_no_rows_are_refused_before_any_work(vgg_random,
         extract_features(vgg_random, [tmp_path / "x.jpg"], ["relu7", "classifier.4"])
     with pytest.raises(DataError, match="none of the 2 image files exists"):
         extract_features(vgg_random, [tmp_path / "a.jpg", tmp_path / "b.jpg"], "relu7")
-    with pytest.raises(DataError, match="empty"):
-        extract_features(vgg_random, [], "relu7")
+    for _ in range(2):  # computed, then read from the cache
+        empty = extract_features(vgg_random, [], "relu7", engine=FP32)  # e.g. no validation photos
+        assert empty["relu7"].shape == (0, 4096) and not empty.skipped
     with pytest.raises(OptionError, match="layers is empty"):
         extract_features(vgg_random, [tmp_path / "x.jpg"], [])
     # a dataset loaded from a relative folder keeps working after a change of folder
@@ -346,3 +347,13 @@ def test_calls_that_would_return_no_rows_are_refused_before_any_work(vgg_random,
     assert all(Path(p).is_absolute() and Path(p).exists() for p in data.train.paths)
     with pytest.raises(DataError, match="empty text"):
         load_dataset("  ")
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=True), dict(batch_size=0), dict(batch_size=2.0),
+                                    dict(threads=False), dict(threads=-1)])
+def test_engine_refuses_what_is_not_a_count(kwargs):
+    from tplib.errors import OptionError
+
+    with pytest.raises(OptionError, match="batch size must be a whole number|threads must be 0 or more"):
+        Engine(**kwargs)
+    assert Engine(batch_size=np.int64(8), threads=np.int32(0)).batch_size == 8

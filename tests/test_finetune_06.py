@@ -369,3 +369,14 @@ def test_gray_fronts_leave_the_global_random_state_alone():
     assert torch.equal(state, torch.random.get_rng_state())
     assert front.conv.weight.flatten().tolist() == [1.0, 1.0, 1.0] and front.conv.bias.abs().sum() == 0
     assert torch.allclose(summed.weight, conv.weight.sum(dim=1, keepdim=True))
+
+
+def test_a_features_object_given_as_features_is_named():
+    from tplib.errors import InputError
+    from tplib.features import Features
+    from tplib.finetune import train_head
+
+    feats = Features(arrays={"pooled": np.ones((4, 3), np.float32)}, labels=np.array([0, 1, 0, 1]),
+                     paths=["a", "b", "c", "d"])
+    with pytest.raises(InputError, match=r"Features object \(layers pooled\).*feats\[layer\]"):
+        train_head(feats, feats.labels, epochs=1)

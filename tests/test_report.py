@@ -399,3 +399,16 @@ def test_report_figures_state_accuracy_size_and_weights(result, tmp_path):
         title = fig.axes[0].get_title()
         assert f"({result['n_correct']}/{result['n_test']})" in title
         assert "weights imagenet (package" in " ".join(title.split())
+
+
+def test_out_as_a_link_is_its_target_and_a_deleted_working_folder_is_no_crash(tmp_path, monkeypatch):
+    from tplib.report import check_out_dir
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert check_out_dir(tmp_path / "link") == tmp_path / "real"
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert check_out_dir(tmp_path / "new") == tmp_path / "new"

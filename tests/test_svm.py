@@ -133,7 +133,7 @@ def test_a_features_object_is_not_a_matrix(blobs):
         svm_fit_score(feats, ytr, Xte, yte)
 
 
-@pytest.mark.parametrize("C", ["1", True, b"1"])
+@pytest.mark.parametrize("C", ["1", True, b"1", np.True_])
 def test_C_that_only_looks_like_a_number_is_refused(blobs, C):
     from tplib.errors import OptionError
 

@@ -111,18 +111,19 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    _check_predict_files(args.files)  # before torch and the network load
+    files = _check_predict_files(args.files)  # before torch and the network load
     from .models import resolve_backbone
     from .predict import predict_files
     from .report import console_banner
 
     name = "vgg16" if args.model == "auto" else args.model
-    backbone = resolve_backbone(name, download=not args.offline, strict=args.model != "auto")
+    backbone = resolve_backbone(name, download=False if args.offline else None,  # None: the profile's
+                                strict=args.model != "auto")
     print(f"network: {backbone.describe()}")
     if backbone.notes:
         print("\n".join(console_banner(backbone.notes)))
     predicted = 0
-    for path, top in predict_files(backbone, args.files, k=args.top):
+    for path, top in predict_files(backbone, files, k=args.top):
         print(f"\n{path}")
         if isinstance(top, str):
             print(f"  skipped: {top}")
@@ -131,22 +132,34 @@ def cmd_predict(args) -> int:
         for label, prob in top:
             print(f"  {prob:6.1%}  {label}")
     if not predicted:
-        raise TplibError(f"none of the {len(args.files)} file(s) could be read as an image (see above)")
+        raise TplibError(f"none of the {len(files)} file(s) could be read as an image (see above)")
     return 0
 
 
-def _check_predict_files(files: list[str]) -> None:
-    """One line per kind of unusable argument, before any network loads."""
-    for name in files:
-        path = Path(name).expanduser()
-        if "://" in name:
-            raise TplibError(f"{name} is a URL: download the image and give the file (in a notebook, "
-                             "tplib.images.load_image_from reads URLs)")
-        if path.is_dir():
-            raise TplibError(f"{name} is a folder: give image files, e.g. {Path(name) / '*.jpg'}")
-    if not any(Path(name).expanduser().exists() for name in files):
-        raise TplibError(f"none of the {len(files)} file(s) exists: {', '.join(files[:3])}"
-                         f"{' ...' if len(files) > 3 else ''}")
+def _unusable(name: str) -> str | None:
+    """Why ``name`` cannot be predicted (a URL, a folder, missing), or None."""
+    if "://" in name:
+        return ("a URL: download the image and give the file (in a notebook, "
+                "tplib.images.load_image_from reads URLs)")
+    path = Path(name)
+    if path.is_dir():
+        return f"a folder: give image files, e.g. {path / '*.jpg'}"
+    if not path.exists():
+        return "no such file"
+    return None
+
+
+def _check_predict_files(files: list[str]) -> list[str]:
+    """The files with ``~`` expanded; an error before any network loads when none is usable."""
+    files = [str(Path(f).expanduser()) if "://" not in f else f for f in files]
+    reasons = [_unusable(f) for f in files]
+    if all(reasons):
+        if len(files) == 1:
+            raise TplibError(f"{files[0]} is {reasons[0]}" if reasons[0] != "no such file"
+                             else f"{files[0]} does not exist: give image files")
+        raise TplibError(f"none of the {len(files)} arguments is an image file "
+                         f"(first: {files[0]}: {reasons[0]})")
+    return files
 
 
 def cmd_layers(args) -> int:

@@ -449,7 +449,7 @@ def safe_extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -
                     f"{zip_path} is corrupt ({exc}). Delete it and download it again."
                 ) from exc
             except OSError as exc:
-                if exc.errno != errno.ENOSPC:
+                if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
                     raise
                 free = shutil.disk_usage(dest_dir).free
                 raise DiskFullError(_unpack_space_message(zip_path, dest_dir, needed, free)) from None

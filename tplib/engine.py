@@ -54,13 +54,14 @@ class Engine:
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and (not isinstance(self.batch_size, numbers.Integral)
-                                            or self.batch_size < 1):
+                                            or isinstance(self.batch_size, bool) or self.batch_size < 1):
             raise OptionError(f"batch size must be a whole number >= 1, not {self.batch_size!r}")
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             raise OptionError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.threads is not None and (not isinstance(self.threads, numbers.Integral) or self.threads < 0):
+        if self.threads is not None and (not isinstance(self.threads, numbers.Integral)
+                                         or isinstance(self.threads, bool) or self.threads < 0):
             raise OptionError(f"threads must be 0 or more, not {self.threads!r}")
         if self.dtype not in DTYPES:
             raise OptionError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
@@ -146,7 +147,8 @@ def resolve_threads(threads: int | None, device) -> int:
 
 def check_C(C) -> float:
     """A LinearSVC ``C``: a finite number > 0 (else an :class:`OptionError`)."""
-    if isinstance(C, (bool, str, bytes)):  # float("1") and float(True) would pass silently
+    # float("1") and float(True) would pass silently (numpy's bool_ too, without importing numpy)
+    if isinstance(C, (bool, str, bytes)) or type(C).__name__ in ("bool", "bool_"):
         raise OptionError(f"C must be a number > 0, not {C!r}")
     try:
         value = float(C)

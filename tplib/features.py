@@ -346,10 +346,9 @@ def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
 def _check_some_exist(paths: list[Path]) -> None:
     """Refuse a call where no image file exists (a typo, or relative paths after a
     change of folder), before any work: it would return 0 rows. Some missing files
-    are skipped and listed, like undecodable ones."""
-    if not paths:
-        raise DataError("no image files given: the split or list is empty")
-    if not any(p.exists() for p in paths):
+    are skipped and listed, like undecodable ones; an empty split (no files asked
+    for, e.g. no validation photos) gives 0 rows, as asked."""
+    if paths and not any(p.exists() for p in paths):
         raise DataError(f"none of the {len(paths)} image files exists (first: {paths[0]}; working "
                         f"folder {Path.cwd()}): check the paths, or load the data again")
 

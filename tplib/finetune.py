@@ -180,6 +180,9 @@ def _training_device(device) -> torch.device:
 
 def _as_features(X) -> torch.Tensor:
     """(n, d) array (float16/32, memory-mapped or not) -> contiguous float32 tensor."""
+    if hasattr(X, "arrays") and hasattr(X, "labels"):  # a tplib Features object
+        raise InputError(f"features given as a Features object (layers {', '.join(X.arrays)}): pass "
+                         "one layer's matrix, e.g. feats[layer], and feats.labels as the labels")
     X = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
     if X.ndim != 2:
         raise InputError(f"features must be an (n, d) matrix, got shape {X.shape}")

@@ -34,5 +34,5 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically write UTF-8 text (``\\n`` line endings on every OS)."""
     # a file name that is not valid UTF-8 (its bytes arrive as surrogates) is written
-    # as \xNN escapes rather than failing the whole report
+    # as \udcNN escapes rather than failing the whole report
     atomic_write(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))

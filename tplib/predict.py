@@ -43,6 +43,10 @@ def predict_topk(backbone: Backbone, images: Sequence, k: int = 5) -> list[list[
 def predict_files(backbone: Backbone, files: Sequence, k: int = 5):
     """Yield (path, top-k list) per file, or (path, reason) for files that cannot be decoded."""
     for path in files:
+        if "://" in str(path) or Path(path).is_dir():
+            yield str(path), ("a URL: download the image and give the file" if "://" in str(path)
+                              else "a folder, not an image file")
+            continue
         try:
             img = load_rgb(path)
         except ImageError as exc:

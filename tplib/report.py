@@ -248,7 +248,13 @@ def check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     from .errors import TplibError
 
     out = Path(os.path.abspath(Path(out_dir).expanduser()))  # ".", ".." and relative names resolved
-    if out == Path.cwd() or out in Path.cwd().parents:
+    if out.is_symlink():  # the report replaces a folder: the link's target, never the link
+        out = out.resolve()
+    try:
+        here = Path.cwd()
+    except FileNotFoundError:  # the working folder was deleted: nothing to protect
+        here = None
+    if here is not None and (out == here or out in here.parents):
         # the report replaces its folder as a whole: a shell standing in it would be left
         # in a deleted folder
         raise TplibError(f"--out {out_dir} is the current folder (or holds it): give a folder "
