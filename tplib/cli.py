@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from .engine import POOLINGS, PRECISIONS
@@ -290,6 +291,10 @@ def _console_logging():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A huge image is skipped with its reason in the run's summary; Pillow's own
+    # warning about it would only add two raw lines (the command line is the
+    # application here, so it may set this filter; the library never does).
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
     with _console_logging():
         return _run_command(args)
 

@@ -343,6 +343,10 @@ def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
     return paths, np.full(len(paths), -1, dtype=np.int64), []
 
 
+#: cache problems already reported in this process (the same one for train and test)
+_WARNED: set[str] = set()
+
+
 def _check_some_exist(paths: list[Path]) -> None:
     """Refuse a call where no image file exists (a typo, or relative paths after a
     change of folder), before any work: it would return 0 rows. Some missing files
@@ -439,7 +443,9 @@ def extract_features(
     if key is not None:
         writer, unavailable = feature_cache.open_writer_or_memory(key, dims, len(paths), np_dtype)
         if unavailable:  # a read-only or full cache: the features are still computed
-            logger.warning("%s; computing without the cache", unavailable)
+            if unavailable not in _WARNED:  # said once, not once per split
+                _WARNED.add(unavailable)
+                logger.warning("%s; computing without the cache", unavailable)
             settings["cache"] = f"unavailable: {unavailable}"
     else:
         writer = feature_cache.MemoryWriter(dims, len(paths), np_dtype)
