@@ -113,14 +113,13 @@ def check_options(opts: LabOptions):
     Raises :class:`~tplib.engine.OptionError` (or another :class:`TplibError`) with a
     one-line message for a value that cannot work.
     """
-    from .registry import get_spec
+    from .registry import check_weights, get_spec
 
     profile = get_profile("quick" if opts.quick and opts.profile is None else opts.profile)
     engine = opts.engine if opts.engine is not None else profile.engine
     C = check_C(opts.C)
     spec = get_spec(opts.model)
-    if opts.weights not in ("imagenet", "random"):
-        raise OptionError(f"weights must be 'imagenet' or 'random', not {opts.weights!r}")
+    check_weights(opts.weights)
     if opts.layer is not None:
         if not opts.layer.strip():
             raise OptionError(f"--layer is empty; leave it out for {spec.name}'s default "

@@ -27,9 +27,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .errors import DownloadError, LayerError, MissingWeightsError, OptionError, WeightsError
+from .errors import DownloadError, LayerError, MissingWeightsError, WeightsError
 from .preprocess import Preprocess
-from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, get_spec
+from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, check_weights, get_spec
 
 __all__ = [
     "Backbone", "FirstLayers", "VGG16relu7", "build_model", "first_layers", "mode_sensitive_layers",
@@ -361,8 +361,7 @@ def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
         WeightsError: a weights file that is there but truncated, corrupt or not fitting.
     """
     spec = get_spec(name)
-    if weights not in ("imagenet", "random"):
-        raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
+    check_weights(weights)
     if weights == "random":
         return _random_backbone(spec)
     if spec.family == "torchvision":
@@ -387,8 +386,7 @@ def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download
        (if ``allow_random``). Each replacement adds a loud line to ``backbone.notes``.
     """
     spec = get_spec(name)
-    if weights not in ("imagenet", "random"):
-        raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
+    check_weights(weights)
     download, progress = _profile_defaults(download, progress)
     if weights == "random":
         backbone = load_backbone(name, weights="random")

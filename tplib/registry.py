@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import LayerError
+from .errors import LayerError, OptionError
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,16 @@ NETWORK_NAMES: tuple[str, ...] = tuple(NETWORKS)
 
 #: The real network used when the asked one has no weights here (installs from the registry).
 SUBSTITUTE = "efficientnet_lite0"
+
+
+WEIGHTS = ("imagenet", "random")
+
+
+def check_weights(weights: str) -> str:
+    """``weights`` if it is "imagenet" or "random", else an :class:`OptionError` (no torch needed)."""
+    if weights not in WEIGHTS:
+        raise OptionError(f"weights must be 'imagenet' or 'random', not {weights!r}")
+    return weights
 
 
 def get_spec(name: str) -> NetworkSpec:
