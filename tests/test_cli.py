@@ -1,4 +1,5 @@
 """The headless lab run end to end, offline, and its error messages."""
+import dataclasses
 import json
 import re
 import socket
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from oddimages import make_odd_images
 
-import tplib.download as download
+from tplib.catalog import KNOWN_DATASETS
 from tplib.cli import main
 from tplib.download import Resource
 
@@ -25,9 +26,11 @@ def _closed_port_url(name):
 @pytest.fixture
 def no_network(monkeypatch):
     """The real download code runs, against a closed port on 127.0.0.1."""
-    for key, res in list(download.RESOURCES.items()):
-        monkeypatch.setitem(download.RESOURCES, key, Resource(
-            res.name, _closed_port_url(res.filename), res.filename, res.size, res.check))
+    for key, record in list(KNOWN_DATASETS.items()):
+        if record.resource is not None:  # the data sets' archives
+            closed_archive = dataclasses.replace(record.resource,
+                                                 url=_closed_port_url(record.resource.filename))
+            monkeypatch.setitem(KNOWN_DATASETS, key, dataclasses.replace(record, resource=closed_archive))
     import tplib.models
 
     real = tplib.models.weights_resource

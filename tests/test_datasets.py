@@ -1,4 +1,5 @@
 """The data step (find_dataset), run profiles and tplib.setup()."""
+import dataclasses
 import random
 import zipfile
 
@@ -8,9 +9,9 @@ import torch
 from PIL import Image
 
 import tplib
-import tplib.download as download
+from tplib.catalog import KNOWN_DATASETS
 from tplib.datasets import find_dataset
-from tplib.download import Resource, git_blob_sha1
+from tplib.download import git_blob_sha1
 from tplib.errors import DataError, DownloadError, IntegrityError, TplibError
 from tplib.paths import data_cache_dir
 from tplib.profile import PROFILES, active_profile, get_profile
@@ -32,9 +33,14 @@ def _scene_folder(root, classes=("coast", "forest"), n_train=3, n_test=2):
 @pytest.fixture
 def closed_download(monkeypatch):
     """The real download code, against a port nothing listens on."""
-    res = download.RESOURCES["15scene"]
-    monkeypatch.setitem(download.RESOURCES, "15scene", Resource(
-        res.name, "http://127.0.0.1:9/15ScenesData.zip", res.filename, res.size, res.check))
+    _set_archive(monkeypatch, url="http://127.0.0.1:9/15ScenesData.zip")
+
+
+def _set_archive(monkeypatch, **changes):
+    """15 Scene's record with its archive changed (URL, size, checksum), for this test only."""
+    record = KNOWN_DATASETS["15scene"]
+    monkeypatch.setitem(KNOWN_DATASETS, "15scene", dataclasses.replace(
+        record, resource=dataclasses.replace(record.resource, **changes)))
 
 
 def test_shared_data_folder_is_found_first(tmp_path, monkeypatch):
@@ -80,9 +86,8 @@ def test_zip_placed_in_the_cache_is_verified_and_unpacked_once(tmp_path, monkeyp
     with zipfile.ZipFile(zpath, "w") as z:
         for f in sorted(src.rglob("*.jpg")):
             z.write(f, f.relative_to(src.parent).as_posix())
-    monkeypatch.setitem(download.RESOURCES, "15scene", Resource(
-        "15scene", "http://127.0.0.1:9/none.zip", "15ScenesData.zip", zpath.stat().st_size,
-        ("git-blob-sha1", git_blob_sha1(zpath))))
+    _set_archive(monkeypatch, url="http://127.0.0.1:9/none.zip", size=zpath.stat().st_size,
+                 check=("git-blob-sha1", git_blob_sha1(zpath)))
     ds = find_dataset("15scene", profile=get_profile("full"), download=False)
     assert ds.root == cache / "15SceneData" and ds.source == "cache"
     assert ds.classes == ["coast", "forest"]

@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tplib.catalog import KNOWN_DATASETS
 from tplib.download import (
-    RESOURCES,
     Resource,
     fetch,
     git_blob_sha1,
     safe_extract_zip,
     sha256_file,
-    verify_file,
 )
 from tplib.errors import DownloadError, IntegrityError, UnsafeArchiveError
 
@@ -154,20 +153,21 @@ def test_git_blob_sha1_equals_git_hash_object(tmp_path):
     assert git_blob_sha1(f) == out.stdout.strip()
 
 
-def test_verify_file_reports_expected_and_found(tmp_path):
+def test_a_placed_file_is_checked_and_the_mismatch_says_expected_and_found(tmp_path):
     data = b"hello world\n" * 100
     f = tmp_path / "x.bin"
     f.write_bytes(data)
-    for kind in ("git-blob-sha1", "sha256", "sha256-prefix"):
-        verify_file(f, resource_for("http://unused/", "x.bin", data, kind))  # no raise
+    for kind in ("git-blob-sha1", "sha256", "sha256-prefix"):  # the URL is never asked
+        assert fetch(resource_for("http://unused/", "x.bin", data, kind), tmp_path) == f
     wrong_hash = resource_for("http://unused/", "x.bin", data.upper())  # same size
     with pytest.raises(IntegrityError) as err:
-        verify_file(f, wrong_hash)
+        fetch(wrong_hash, tmp_path)
     msg = str(err.value)
     assert "x.bin" in msg and wrong_hash.check[1] in msg and git_blob_sha1(f) in msg
     wrong_size = dataclasses.replace(wrong_hash, size=5000)
     with pytest.raises(IntegrityError, match=r"expected 5,000 bytes, found 1,200 bytes"):
-        verify_file(f, wrong_size)
+        fetch(wrong_size, tmp_path)
+    assert f.read_bytes() == data  # the user's file is left alone
 
 
 def test_resource_rejects_bad_definitions():
@@ -187,7 +187,7 @@ def test_fetch_downloads_then_is_idempotent(server, tmp_path):
     path = fetch(res, dest, progress=True, timeout=5)
     assert path == dest / "15ScenesData.zip"
     assert path.read_bytes() == data
-    verify_file(path, res)
+    assert git_blob_sha1(path) == res.check[1]
     assert listing(dest) == ["15ScenesData.zip"]  # no leftover .part file
     assert server.counts["/15ScenesData.zip"] == 1
 
@@ -285,7 +285,7 @@ def test_truncated_download(server, tmp_path, how):
 
 # --------------------------------------------------------------------------- 5. no network
 def test_no_network_message_says_what_to_place_where(tmp_path):
-    res = dataclasses.replace(RESOURCES["15scene"], url=f"http://127.0.0.1:{closed_port()}/15ScenesData.zip")
+    res = dataclasses.replace(KNOWN_DATASETS["15scene"].resource, url=f"http://127.0.0.1:{closed_port()}/15ScenesData.zip")
     dest = tmp_path / "data"
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
@@ -461,11 +461,11 @@ def test_git_blob_id_equals_git_hash_object(tmp_path):
     expected = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True,
                               check=True).stdout.strip()
     assert git_blob_sha1(f) == expected
-    assert RESOURCES["15scene"].check[0] == "git-blob-sha1"
+    assert KNOWN_DATASETS["15scene"].resource.check[0] == "git-blob-sha1"
 
 
 def test_describe_gives_what_a_person_needs_to_fetch_by_hand():
-    r = RESOURCES["15scene"]
+    r = KNOWN_DATASETS["15scene"].resource
     text = r.describe("/some/dir")
     assert r.url in text and r.filename in text and f"{r.size:,} bytes" in text
     assert text.endswith(", to be placed in /some/dir")

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tplib.catalog import KNOWN_DATASETS
 from tplib.synthetic import (
     LONG_SIDE,
     MARKER_NAME,
-    SCENE_CLASSES,
     SHORT_SIDE,
     generate_scene_standin,
     read_marker,
 )
+
+SCENE_CLASSES = KNOWN_DATASETS["15scene"].classes
 
 try:
     from oddimages import make_odd_images, make_stray_files, pil_can_load

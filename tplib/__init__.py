@@ -21,7 +21,7 @@ __version__ = "0.2.0"
 # public name -> module that defines it
 _EXPORTS = {
     "setup": "session", "Session": "session",
-    "find_dataset": "datasets", "KNOWN_DATASETS": "datasets",
+    "find_dataset": "datasets", "KNOWN_DATASETS": "catalog",
     "load_dataset": "data", "Dataset": "data", "Split": "data",
     "load_backbone": "models", "resolve_backbone": "models", "build_model": "models",
     "Backbone": "models", "VGG16relu7": "models", "weights_available": "models",
@@ -37,10 +37,10 @@ _EXPORTS = {
     "Preprocess": "preprocess",
     "TplibError": "errors",
 }
-_SUBMODULES = {"cache", "checks", "data", "datasets", "download", "engine", "errors",
-               "experiments", "features", "finetune", "fusion", "images", "lab", "models",
-               "paths", "predict", "preprocess", "profile", "registry", "report", "samples",
-               "session", "svm", "synthetic", "viz", "widgets"}
+_SUBMODULES = {"cache", "catalog", "checks", "data", "datasets", "defaults", "download",
+               "engine", "errors", "experiments", "features", "finetune", "fusion", "images",
+               "lab", "models", "paths", "predict", "preprocess", "profile", "registry",
+               "report", "samples", "session", "svm", "synthetic", "viz", "widgets"}
 
 __all__ = sorted(_EXPORTS)
 

