@@ -36,12 +36,3 @@ def torch_checkpoint_dir() -> Path:
     import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """``path`` for messages: the home folder shown as ``~`` (shorter, and the same for everyone)."""
-    text = str(path)
-    home = str(Path.home())
-    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
-        return "~" + text[len(home):]
-    return text
