@@ -1,0 +1,251 @@
+"""The corpus of student answers in ``tests/answers/``: reading it, and running it in a kernel.
+
+Layout: ``tests/answers/<NN>_<check>/<name>.py``, one answer per file. ``NN`` picks the
+solution notebook ``notebooks/NN_*.ipynb``; ``<check>`` names the check that follows the
+exercise (``vgg16relu7`` for ``tplib.checks.check_vgg16relu7``). The exercise is the code
+cell holding ``### BEGIN SOLUTION`` nearest before the first cell that calls that check,
+so the mapping survives cells added or removed around it.
+
+An answer file is the whole code cell as a student would leave it (it replaces the
+solution cell), after a header of comment lines:
+
+    # expect: ✘ flatten      the verdict's mark, then a piece of its message (any case)
+    # expect: ✔              a right answer (any message)
+    # expect: verdict        any verdict, ✔ or ✘, as long as the check does not raise
+    # timeout: 30            optional: seconds the check cell may take (default 120)
+
+Anything else in the header is a note for the reader.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+
+REPO = Path(__file__).resolve().parents[1]
+ANSWERS = Path(__file__).resolve().parent / "answers"
+NOTEBOOKS = REPO / "notebooks"
+OK_MARK, NO_MARK = "✔", "✘"
+DEFAULT_TIMEOUT = 120.0
+#: Cells the corpus never runs: the ones nbval skips too.
+SKIP_MARKERS = ("# NBVAL_SKIP",)
+
+
+class CorpusError(Exception):
+    """An answer file or its exercise cannot be used (a clear test failure, not a crash)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    path: Path
+    exercise: str            # the folder name, e.g. "04_vgg16relu7"
+    notebook_prefix: str     # "04"
+    check: str               # "check_vgg16relu7"
+    mark: str | None         # OK_MARK, NO_MARK, or None for "any verdict"
+    hint: str                # a piece of the message that must appear ("" : any)
+    timeout: float
+    code: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.exercise}/{self.path.stem}"
+
+
+def read_answer(path: Path) -> Answer:
+    text = path.read_text(encoding="utf-8")
+    exercise = path.parent.name
+    m = re.fullmatch(r"(\d\d)_(\w+)", exercise)
+    if not m:
+        raise CorpusError(f"{path}: the folder should be named NN_<check>, e.g. 04_vgg16relu7")
+    mark, hint, timeout = None, "", DEFAULT_TIMEOUT
+    found = False
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        body = line.lstrip("#").strip()
+        if body.lower().startswith("expect:"):
+            value = body.split(":", 1)[1].strip()
+            found = True
+            if value.lower() == "verdict":
+                mark = None
+            elif value[:1] in (OK_MARK, NO_MARK):
+                mark, hint = value[0], value[1:].strip()
+            else:
+                raise CorpusError(f"{path}: '# expect:' takes ✔, ✘ <hint> or 'verdict', got {value!r}")
+        elif body.lower().startswith("timeout:"):
+            timeout = float(body.split(":", 1)[1])
+    if not found:
+        raise CorpusError(f"{path}: no '# expect: ...' line in the header")
+    return Answer(path, exercise, m.group(1), f"check_{m.group(2)}", mark, hint, timeout, text)
+
+
+def all_answers() -> list[Answer]:
+    return [read_answer(p) for p in sorted(ANSWERS.glob("*/*.py"))]
+
+
+def notebook_path(prefix: str) -> Path:
+    found = sorted(NOTEBOOKS.glob(f"{prefix}_*.ipynb"))
+    if len(found) != 1:
+        raise CorpusError(f"expected one notebook notebooks/{prefix}_*.ipynb, found {len(found)}")
+    return found[0]
+
+
+def code_cells(path: Path) -> list[str]:
+    """The notebook's code cells' sources, in order (plain json: no nbformat import)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def locate_exercise(cells: list[str], check: str) -> tuple[int, int]:
+    """(index of the solution cell, index of the check cell) among the code cells."""
+    call = re.compile(rf"\b{re.escape(check)}\s*\(")
+    for j, src in enumerate(cells):
+        if call.search(src):
+            for i in range(j - 1, -1, -1):
+                if "### BEGIN SOLUTION" in cells[i]:
+                    return i, j
+            raise CorpusError(f"no '### BEGIN SOLUTION' cell before the cell calling {check}")
+    raise CorpusError(f"no cell calls {check}(...): has the exercise been renamed or removed?")
+
+
+def sort_key(answer: Answer):
+    """Notebook order, then exercise order: a kernel then only ever moves forward."""
+    try:
+        position = locate_exercise(code_cells(notebook_path(answer.notebook_prefix)), answer.check)[0]
+    except CorpusError:
+        position = -1  # reported by the test itself
+    return answer.notebook_prefix, position, answer.path.name
+
+
+# ------------------------------------------------------------------------- kernel
+@dataclass
+class CellResult:
+    text: str = ""                        # execute_result / display_data text/plain and streams
+    error: str | None = None              # "Name: value" when the cell raised
+    traceback: list[str] = field(default_factory=list)
+    timed_out: bool = False
+    seconds: float = 0.0
+
+    def verdict(self) -> str | None:
+        """The check's line: the first line that starts with ✔ or ✘."""
+        for line in self.text.splitlines():
+            line = line.strip().strip("'\"")
+            if line[:1] in (OK_MARK, NO_MARK):
+                return line
+        return None
+
+
+class NotebookKernel:
+    """One kernel that runs a notebook's code cells in order, and answers in their place."""
+
+    def __init__(self, path: Path, env: dict[str, str]):
+        self.path = path
+        self.cells = code_cells(path)
+        self.env = env
+        self.km = None
+        self.kc = None
+        self.position = 0  # the next code cell to run
+        self.log: list[tuple[int, float]] = []
+        self._start()
+
+    def _start(self):
+        from jupyter_client import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")  # a fresh one: a shut down one cannot restart
+        self.km.start_kernel(env=self.env, cwd=str(self.path.parent))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+        self.position = 0
+
+    def restart(self):
+        self.shutdown()
+        self._start()
+
+    def alive(self) -> bool:
+        return self.km.is_alive()
+
+    def shutdown(self):
+        if self.kc is not None:
+            self.kc.stop_channels()
+            self.kc = None
+        if self.km is not None and self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
+
+    def run(self, code: str, timeout: float = 600.0) -> CellResult:
+        result = CellResult()
+        chunks: list[str] = []
+
+        def hook(msg):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                chunks.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                chunks.append(content["data"].get("text/plain", "") + "\n")
+            elif kind == "error":
+                result.error = f"{content['ename']}: {content['evalue']}"
+                result.traceback = content["traceback"]
+
+        start = time.monotonic()
+        try:
+            self.kc.execute_interactive(code, timeout=timeout, output_hook=hook, store_history=False,
+                                        allow_stdin=False)
+        except TimeoutError:
+            result.timed_out = True
+            self._interrupt()
+        except RuntimeError:
+            # execute_interactive gives up when the kernel died under it (os._exit, a crash)
+            result.error = result.error or "the kernel died"
+        result.seconds = time.monotonic() - start
+        result.text = "".join(chunks)
+        if not self.alive():
+            result.error = result.error or "the kernel died"
+        return result
+
+    def _interrupt(self):
+        self.km.interrupt_kernel()
+        deadline = time.monotonic() + 30
+        # wait until the kernel is idle again (the interrupted cell's reply)
+        while time.monotonic() < deadline:
+            try:
+                msg = self.kc.get_shell_msg(timeout=1)
+            except Empty:
+                continue
+            if msg["msg_type"] == "execute_reply":
+                break
+        else:
+            self.restart()
+
+    def advance_to(self, index: int):
+        """Run the notebook's own code cells up to (not including) cell ``index``."""
+        if index < self.position or not self.alive():
+            self.restart()
+        while self.position < index:
+            src = self.cells[self.position]
+            if not any(marker in src for marker in SKIP_MARKERS):
+                res = self.run(src)
+                self.log.append((self.position, res.seconds))
+                if res.error or res.timed_out:
+                    raise CorpusError(f"{self.path.name}: its own code cell {self.position} failed "
+                                      f"({res.error or 'timed out'}):\n" + _plain(res.traceback))
+            self.position += 1
+
+
+def _plain(traceback: list[str]) -> str:
+    """A traceback without its terminal colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(traceback))
+
+
+def kernel_env(cache: Path, real_data: Path) -> dict[str, str]:
+    """The kernel's environment: the notebooks' nbval settings (notebooks/conftest.py)."""
+    env = dict(os.environ)
+    env["TPLIB_PROFILE"] = "ci"
+    env["TPLIB_CACHE"] = os.environ.get("TPLIB_NBVAL_CACHE") or str(cache)
+    env["TPLIB_REAL_DATA"] = str(real_data)
+    env.pop("MPLBACKEND", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env

@@ -1,0 +1,3 @@
+# expect: ✘ whole number
+fc_estimate = "123,633,664"
+print(fc_estimate)

@@ -1,0 +1,8 @@
+# expect: ✘ only the mean
+def preprocess(img):
+    img = img.resize((SIZE, SIZE), RESAMPLE)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+    return x - torch.tensor(MEAN).view(3, 1, 1)
+
+x = preprocess(photos["chelsea"])
+print(tuple(x.shape), x.dtype)
