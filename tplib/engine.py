@@ -11,7 +11,6 @@ the functions that need it (the command line checks options without it).
 """
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import re
@@ -146,14 +145,10 @@ def resolve_threads(threads: int | None, device) -> int:
 
 
 def check_C(C) -> float:
-    """A LinearSVC ``C``: a finite number > 0 (else an :class:`OptionError`)."""
-    # float("1") and float(True) would pass silently (numpy's bool_ too, without importing numpy)
-    if isinstance(C, (bool, str, bytes)) or type(C).__name__ in ("bool", "bool_"):
-        raise OptionError(f"C must be a number > 0, not {C!r}")
-    try:
-        value = float(C)
-    except (TypeError, ValueError):
-        raise OptionError(f"C must be a number > 0, not {C!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise OptionError(f"C must be a finite number > 0, not {C!r} (the lab uses C=1)")
-    return value
+    """Kept for callers that still import it from here: see :func:`tplib.svm.check_C`."""
+    # C belongs to the classifier, not to the extraction engine; the import is deferred
+    # (and cheap: tplib.svm loads scikit-learn only when it fits) until every caller
+    # imports tplib.svm.check_C directly, then this goes.
+    from .svm import check_C as check
+
+    return check(C)

@@ -16,7 +16,8 @@ The pipeline for one set of images::
 - With ``cache=True`` the rows are also written, batch by batch, into an entry of the
   feature cache on disk (:mod:`tplib.cache`): an interrupted run resumes where it
   stopped, a finished entry is renamed into place atomically, and any change to the
-  model, layers, pooling, preprocessing, precision or image files gives a new key.
+  model (its weights too, even changed in place), layers, pooling, preprocessing,
+  precision or image files gives a new key.
 - How the work is done (batch size, device, precision, decoding threads, BatchNorm
   folding, storage dtype) is one :class:`tplib.engine.Engine`; the active run profile
   gives its defaults.
@@ -40,18 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import (  # noqa: F401
-    POOLINGS,
-    PRECISIONS,
-    Engine,
-    OptionError,
-    cpu_has_native_bf16,
-    resolve_device,
-    resolve_precision,
-    resolve_threads,
-    usable_cores,
-)
-from .errors import DataError, ImageError, MemoryBudgetError, TplibError
+from .engine import POOLINGS, Engine, resolve_precision, resolve_threads
+from .errors import DataError, ImageError, MemoryBudgetError, OptionError, TplibError
 from .fusion import fold_batchnorm
 from .images import load_image, load_rgb
 from .models import Backbone
@@ -160,8 +151,7 @@ def activations(backbone: Backbone, image, layers: str | Sequence[str]) -> dict[
     Returns {layer: tensor (C, H, W) or (D,)} in float32, e.g. the 64 maps of
     ``relu1_1`` (64, 224, 224) for notebook 03 (activation maps).
     """
-    if isinstance(layers, str):
-        layers = [layers]
+    layers = layer_list(backbone, layers)
     if not hasattr(image, "size"):
         image = load_rgb(image)
     x = backbone.preprocess(image).unsqueeze(0)
@@ -343,6 +333,31 @@ def _split_parts(images) -> tuple[list[Path], np.ndarray, list[str]]:
     return paths, np.full(len(paths), -1, dtype=np.int64), []
 
 
+def layer_list(backbone: Backbone, layers) -> list[str]:
+    """``layers`` as a list of names: None -> [the default layer], "relu7" -> ["relu7"].
+
+    A number, an empty list or a list holding something other than names is an
+    :class:`OptionError` (the names themselves are checked by ``backbone.node``).
+    """
+    if layers is None:
+        return [backbone.default_layer]
+    if isinstance(layers, str):
+        return [layers]
+    example = f"e.g. {backbone.default_layer!r} or [{backbone.default_layer!r}]"
+    try:
+        layers = list(layers)
+    except TypeError:  # a number, a module...
+        raise OptionError(f"layers must be a layer name or a list of names ({example}), not "
+                          f"{layers!r}") from None
+    if not layers:
+        raise OptionError(f"layers is empty: give one or more layer names, {example} "
+                          "(or leave it out for the default layer)")
+    odd = next((x for x in layers if not isinstance(x, str)), None)
+    if odd is not None:
+        raise OptionError(f"layers must be layer names ({example}), not {odd!r}")
+    return layers
+
+
 #: cache problems already reported in this process (the same one for train and test)
 _WARNED: set[str] = set()
 
@@ -379,8 +394,9 @@ def extract_features(
         pool: "none" (the whole output), or "avg", "max", "pyramid" for (N, C, H, W)
             convolutional outputs (C, C and 5C values per image).
         cache: read/write the on-disk feature cache (``TPLIB_CACHE``). The key knows
-            the weights by their source file: after training the model in place,
-            pass ``cache=False`` (or give the backbone a new ``weights_id``).
+            the weights by their source and by their numbers
+            (:func:`tplib.cache.weights_digest`): a model trained or edited in place
+            gets new features, never the rows of its old weights.
         progress: show a progress bar; default the active profile's choice.
         engine: batch size, device, precision, decoding threads, BatchNorm folding,
             storage dtype, memory budget (:class:`tplib.engine.Engine`); default the
@@ -394,14 +410,7 @@ def extract_features(
 
     engine = default_engine(engine)
     progress = default_progress(progress)
-    if isinstance(layers, str):
-        layers = [layers]
-    if layers is None:
-        layers = [backbone.default_layer]
-    layers = list(layers)
-    if not layers:
-        raise OptionError(f"layers is empty: give one or more layer names, e.g. {backbone.default_layer!r} "
-                          "(or leave it out for the default layer)")
+    layers = layer_list(backbone, layers)
     if pool not in POOLINGS:
         raise OptionError(f"pool must be one of {', '.join(POOLINGS)}, not {pool!r}")
     nodes = {layer: backbone.node(layer) for layer in layers}

@@ -6,32 +6,61 @@ on 15 Scene), and the dual solver's coordinate order depends on ``random_state``
 ``PCA`` on such matrices picks the randomized solver. Both get a fixed seed.
 
 Every function checks its inputs first (shapes, lengths, NaN or inf, at least two
-classes) and says which argument is wrong in a :class:`~tplib.errors.TplibError`,
-instead of an error from deep inside scikit-learn.
+classes, C, fold and component counts) and says which argument is wrong in a
+:class:`~tplib.errors.TplibError`, instead of an error from deep inside scikit-learn.
+scikit-learn is imported by the functions that fit, so :func:`check_C` is cheap to
+import (the command line checks ``--C`` with it before loading anything heavy).
 
 Taught in notebook 04 (fit/score) and 05 (C, PCA, layers).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import Normalizer
-from sklearn.svm import LinearSVC
 
-from .engine import check_C
-from .errors import InputError, TplibError  # noqa: F401 (InputError: also tplib.svm.InputError)
+from .errors import InputError, OptionError, TplibError  # noqa: F401 (also tplib.svm.InputError)
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
 
 RANDOM_STATE = 0
+
+#: The C values liblinear can solve. Its primal solver (chosen when images outnumber
+#: features) never returns for C of about 1e140 and more or 1e-190 and less (measured
+#: here with scikit-learn's LinearSVC); within these bounds, on unit rows or rows 1000
+#: times longer, it fits in milliseconds. Past 1e3 on L2 rows C changes nothing more.
+C_MIN, C_MAX = 1e-10, 1e10
+
+
+def check_C(C) -> float:
+    """A LinearSVC ``C``: a number from :data:`C_MIN` to :data:`C_MAX` (else an :class:`OptionError`)."""
+    # float("1") and float(True) would pass silently (numpy's bool_ too)
+    if isinstance(C, (bool, str, bytes, np.bool_)):
+        raise OptionError(f"C must be a number > 0, not {C!r}")
+    try:
+        value = float(C)
+    except (TypeError, ValueError):
+        raise OptionError(f"C must be a number > 0, not {C!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise OptionError(f"C must be a finite number > 0, not {C!r} (the lab uses C=1)")
+    if not C_MIN <= value <= C_MAX:
+        raise OptionError(f"C={value:g} is outside what LinearSVC can solve: use a C from {C_MIN:g} "
+                          f"to {C_MAX:g} (the lab uses C=1; past 1e3 nothing changes on L2 rows)")
+    return value
+
+
+def check_count(value, name: str, minimum: int = 1, error: type = OptionError) -> int:
+    """A whole number >= ``minimum`` (numpy integers too; not a bool, not 2.5), else ``error``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return int(value)
 
 
 def check_xy(X, y, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -85,12 +114,18 @@ def _check_pair(X_train, y_train, X_test, y_test):
 def l2_normalize(X: np.ndarray) -> np.ndarray:
     """(n, d) -> (n, d) float32 rows of unit Euclidean norm (all-zero rows stay zero)."""
     X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        hint = ": for one feature vector use X.reshape(1, -1)" if X.ndim == 1 else ""
+        raise InputError(f"l2_normalize needs an (n_images, n_features) matrix, got shape "
+                         f"{X.shape}{hint}")
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12)
 
 
-def make_svm(C: float = 1.0, random_state: int = RANDOM_STATE, max_iter: int = 10_000) -> LinearSVC:
+def make_svm(C: float = 1.0, random_state: int = RANDOM_STATE, max_iter: int = 10_000) -> "LinearSVC":
     """``LinearSVC(C)`` with a fixed seed (see the module docstring)."""
+    from sklearn.svm import LinearSVC
+
     return LinearSVC(C=check_C(C), random_state=random_state, max_iter=max_iter)
 
 
@@ -128,6 +163,9 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | 
     Records fit and predict times and convergence warnings; ``n_classes`` (default
     ``max(label) + 1``) sizes the confusion matrix.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import confusion_matrix
+
     X_train, y_train, X_test, y_test = _check_pair(X_train, y_train, X_test, y_test)
     top = int(max(y_train.max(), y_test.max()))
     if n_classes is not None and top >= n_classes:
@@ -195,13 +233,26 @@ def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int =
 
     Args:
         X_train: (n, d) features; y_train: (n,) int labels. The test split is never seen.
-        Cs: the values tried; folds: stratified folds (shuffled with a fixed seed).
+        Cs: the values tried (one number: its cross-validation accuracy alone);
+        folds: stratified folds, 2 or more (shuffled with a fixed seed).
 
     Returns:
         :class:`CSearch` (best C, {C: mean CV accuracy}).
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    folds = check_count(folds, "folds", minimum=2)
+    if isinstance(Cs, (numbers.Number, np.generic)) and not isinstance(Cs, (bool, np.bool_)):
+        Cs = [Cs]  # one C: a search of one value (iterating a float would fail)
+    try:
+        if isinstance(Cs, (str, bytes)):
+            raise TypeError
+        Cs = [check_C(c) for c in Cs]
+    except TypeError:  # not a list of values
+        raise OptionError(f"Cs must be a list of C values, e.g. [0.01, 0.1, 1, 10, 100], not "
+                          f"{Cs!r}") from None
     X_train, y_train = check_xy(X_train, y_train, "train")
-    Cs = [check_C(c) for c in Cs]
     if not Cs:
         raise InputError("Cs is empty: give the values of C to try, e.g. [0.01, 0.1, 1, 10, 100]")
     _check_two_classes(y_train)
@@ -222,15 +273,17 @@ def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int =
     return CSearch(float(grid.best_params_["C"]), scores)
 
 
-def pca_svm(n_components: int, C: float = 1.0) -> Pipeline:
+def pca_svm(n_components: int, C: float = 1.0) -> "Pipeline":
     """L2-normalised rows -> ``PCA(n_components)`` (seeded) -> ``LinearSVC(C)``, one pipeline.
 
     The same L2 step as :func:`svm_fit_score`, then the projection; fit it on raw
     (n, d) features with :func:`fit_and_score`.
     """
-    if (not isinstance(n_components, numbers.Integral) or isinstance(n_components, bool)
-            or n_components < 1):
-        raise InputError(f"n_components must be a whole number >= 1, not {n_components!r}")
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import Normalizer
+
+    n_components = check_count(n_components, "n_components", error=InputError)
     return Pipeline([("l2", Normalizer(norm="l2")),
                      ("pca", PCA(n_components=n_components, random_state=RANDOM_STATE)),
                      ("svm", make_svm(C))])
