@@ -114,13 +114,12 @@ def test_random_weights_on_request(image_folder, tmp_path):
 
 
 def test_strict_offline_stops_with_what_to_place(image_folder, tmp_path, no_network, capsys):
-    from tplib.models import weights_path
-
     code = main(["run", "--strict", "--data", str(image_folder), "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2
     assert re.search(r"from http://127\.0\.0\.1:\d+/vgg16-397923af\.pth", err)  # the URL it tried
-    for part in ("vgg16-397923af.pth", "553,433,881", str(weights_path("vgg16"))):
+    # the file, its size and torchvision's cache folder ($TORCH_HOME/hub/checkpoints)
+    for part in ("vgg16-397923af.pth", "553,433,881", "hub/checkpoints", "tplib fetch vgg16"):
         assert part in err
     assert "Traceback" not in err and not (tmp_path / "s").exists()
 
@@ -290,15 +289,14 @@ def test_layers_of_every_network_without_weights(capsys):
 
 
 def test_run_without_a_networks_weights_says_what_to_place(image_folder, tmp_path, capsys):
-    from tplib.models import weights_path
-
     out = tmp_path / "r50"
     assert main(["run", "--offline", "--model", "resnet50", "--data", str(image_folder),
                  "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr()
     m = _metrics(out)
     assert m["model"] == "efficientnet_lite0" and m["settings"]["requested_model"] == "resnet50"
-    assert m["banner"][0].startswith("NOT ResNet-50") and str(weights_path("resnet50")) in m["banner"][0]
+    assert m["banner"][0].startswith("NOT ResNet-50")
+    assert "resnet50-11ad3fa6.pth" in m["banner"][0] and "hub/checkpoints" in m["banner"][0]
     # the banner: once at the start (wrapped) and once at the end, never a 600-character line
     assert printed.err.count("NOT ResNet-50") == 1 and printed.out.count("NOT ResNet-50") == 1
     assert max(len(line) for line in (printed.err + printed.out).splitlines()) <= 100
@@ -413,3 +411,20 @@ def test_a_huge_image_is_skipped_without_pillows_raw_warning(tmp_path):
                           "efficientnet_lite0"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "too large" in run.stdout
     assert "Warning" not in run.stderr and run.stderr.startswith("tplib: error: none of the 1")
+
+
+def test_the_command_lines_defaults_are_the_labs_one_home_each():
+    """VGG16, ImageNet weights, C=1 on 15 Scene: written once, the same for tplib run and run_lab."""
+    from tplib.catalog import DEFAULT_DATASET
+    from tplib.cli import build_parser
+    from tplib.defaults import DEFAULT_C
+    from tplib.lab import LabOptions
+    from tplib.registry import DEFAULT_NETWORK, DEFAULT_WEIGHTS, NETWORKS
+
+    lab = ("vgg16", "imagenet", 1.0)
+    assert (DEFAULT_NETWORK, DEFAULT_WEIGHTS, DEFAULT_C, DEFAULT_DATASET) == (*lab, "15scene")
+    assert NETWORKS[DEFAULT_NETWORK].default_layer == "relu7"
+    args, opts = build_parser().parse_args(["run"]), LabOptions()
+    assert (args.model, args.weights, args.C) == (opts.model, opts.weights, opts.C) == lab
+    assert args.data is None and opts.data is None  # None: the default data set, found by the profile
+    assert build_parser().parse_args(["layers"]).model == DEFAULT_NETWORK

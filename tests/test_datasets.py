@@ -1,4 +1,4 @@
-"""The data step (find_dataset), run profiles and tplib.setup()."""
+"""The data step (find_dataset), alone and through tplib.setup()."""
 import dataclasses
 import random
 import zipfile
@@ -12,9 +12,9 @@ import tplib
 from tplib.catalog import KNOWN_DATASETS
 from tplib.datasets import find_dataset
 from tplib.download import git_blob_sha1
-from tplib.errors import DataError, DownloadError, IntegrityError, TplibError
+from tplib.errors import DataError, DownloadError, IntegrityError
 from tplib.paths import data_cache_dir
-from tplib.profile import PROFILES, active_profile, get_profile
+from tplib.profile import active_profile, get_profile
 
 
 def _img(path, value=128):
@@ -120,16 +120,6 @@ def test_catsdogs_has_no_stand_in():
     with pytest.raises(DataError) as err:
         find_dataset("catsdogs", profile=get_profile("full"), download=False)
     assert "catsdogs/" in str(err.value) and "TPLIB_REAL_DATA" in str(err.value)
-
-
-def test_profiles_from_the_environment(monkeypatch):
-    assert get_profile().name == "full"
-    monkeypatch.setenv("TPLIB_PROFILE", "CI")
-    assert get_profile().name == "ci" and active_profile().name == "ci"
-    assert PROFILES["ci"].engine.precision == "fp32" and not PROFILES["ci"].progress
-    monkeypatch.setenv("TPLIB_PROFILE", "fast")
-    with pytest.raises(TplibError, match="unknown profile 'fast' .from TPLIB_PROFILE.*full, quick, ci"):
-        get_profile()
 
 
 def test_setup_seeds_sets_the_profile_and_says_what_is_active(tmp_path, monkeypatch, capsys):

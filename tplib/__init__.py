@@ -24,7 +24,7 @@ _EXPORTS = {
     "find_dataset": "datasets", "KNOWN_DATASETS": "catalog",
     "load_dataset": "data", "Dataset": "data", "Split": "data",
     "load_backbone": "models", "resolve_backbone": "models", "build_model": "models",
-    "Backbone": "models", "VGG16relu7": "models", "weights_available": "models",
+    "Backbone": "models", "weights_available": "models",
     "NETWORKS": "registry", "NETWORK_NAMES": "registry",
     "extract_features": "features", "activations": "features", "Features": "features",
     "Engine": "engine",

@@ -36,7 +36,6 @@ class LabOptions:
         out: report folder; None: ``./reports/run-YYYYmmdd-HHMMSS``.
         model, weights, layer, pool, C: what is computed (layer None: the network's default).
         profile: "full", "quick" or "ci"; None: ``$TPLIB_PROFILE``, else "full".
-        quick: the same as ``profile="quick"``.
         split: N train images per class for a folder without train/ and test/.
         strict: stop (listing everything missing) instead of substituting.
         download: try downloads; None: the profile's choice.
@@ -53,7 +52,6 @@ class LabOptions:
     pool: str = "none"
     C: float = DEFAULT_C
     profile: str | None = None
-    quick: bool = False
     split: int | None = None
     strict: bool = False
     download: bool | None = None
@@ -116,7 +114,7 @@ def check_options(opts: LabOptions):
     Raises :class:`~tplib.engine.OptionError` (or another :class:`TplibError`) with a
     one-line message for a value that cannot work.
     """
-    profile = get_profile("quick" if opts.quick and opts.profile is None else opts.profile)
+    profile = get_profile(opts.profile)
     engine, = profile_defaults(profile, engine=opts.engine)
     C = check_C(opts.C)
     spec = get_spec(opts.model)
@@ -190,7 +188,7 @@ def run_lab(opts: LabOptions) -> LabResult:
     """Run the whole lab once; returns the :class:`LabResult` (also written to disk)."""
     from .features import extract_features
     from .report import write_report
-    from .svm import svm_fit_score
+    from .svm import RANDOM_STATE, svm_fit_score
 
     profile, engine, C = check_options(opts)
     download, progress = profile_defaults(profile, download=opts.download, progress=opts.progress)
@@ -265,7 +263,7 @@ def run_lab(opts: LabOptions) -> LabResult:
             "subset": dataset.subset_rule or "all images", "profile": profile.name,
             "layer": layer, "node": backbone.node(layer), "pool": opts.pool,
             "feature_dim": int(train[layer].shape[1]), "C": C,
-            "classifier": "L2-normalised rows + LinearSVC(random_state=0)",
+            "classifier": f"L2-normalised rows + LinearSVC(random_state={RANDOM_STATE})",
             "preprocess": backbone.preprocess.describe(), "n_train": int(len(train.labels)),
             "n_test": int(len(test.labels)), **train.settings,
         },
