@@ -149,3 +149,61 @@ def test_numpy_integers_are_whole_numbers(blobs):
         fit_and_score(pca_svm(8), Xtr, ytr, Xte, yte).accuracy
     with pytest.raises(InputError, match="whole number"):
         pca_svm(True)
+
+
+def test_C_is_bounded_to_what_liblinear_can_solve(blobs):
+    """C of about 1e140 and more (or 1e-190 and less) never returns from liblinear's
+    primal solver: refused in one line, before any fit; the bounds themselves fit."""
+    from tplib.errors import OptionError
+    from tplib.svm import C_MAX, C_MIN, check_C, make_svm
+
+    Xtr, ytr, Xte, yte = blobs
+    for C in (1e150, 1e-200, C_MAX * 1.01, C_MIN / 1.01):
+        with pytest.raises(OptionError, match=r"outside what LinearSVC can solve: use a C from 1e-10 to 1e\+10"):
+            make_svm(C)
+    with pytest.raises(OptionError, match="outside what LinearSVC can solve"):
+        search_C(Xtr, ytr, [1.0, 1e150], folds=2)
+    assert check_C(C_MAX) == 1e10 and check_C(np.float32(0.5)) == 0.5
+    rows = Xtr[:150, :20]  # more images than features: the primal solver
+    for C in (C_MIN, C_MAX):
+        res = svm_fit_score(rows, ytr[:150], Xte[:, :20], yte, C=C)
+        assert 0.0 <= res.accuracy <= 1.0 and res.model.C == C
+
+
+def test_the_engine_still_answers_for_check_C():
+    """tplib.lab imports check_C from tplib.engine: the same check, bounds included."""
+    from tplib import engine, svm
+    from tplib.errors import OptionError
+
+    assert engine.check_C(2) == svm.check_C(2) == 2.0
+    with pytest.raises(OptionError, match="outside what LinearSVC can solve"):
+        engine.check_C(1e150)
+
+
+@pytest.mark.parametrize("folds", [1, 0, 2.5, True, "3", None])
+def test_folds_that_are_not_a_count_of_two_or_more_are_refused_before_scikit_learn(blobs, folds):
+    from tplib.errors import OptionError
+
+    Xtr, ytr, _, _ = blobs
+    with pytest.raises(OptionError, match=rf"^folds must be a whole number >= 2, not {folds!r}$"):
+        search_C(Xtr, ytr, [1.0], folds=folds)
+
+
+def test_one_C_is_a_search_of_one_value(blobs):
+    Xtr, ytr, _, _ = blobs
+    one = search_C(Xtr, ytr, 0.1, folds=3)
+    assert one.best_C == 0.1 and list(one.scores) == [0.1]
+    assert one == search_C(Xtr, ytr, [0.1], folds=3) == search_C(Xtr, ytr, np.float64(0.1), folds=3)
+    assert search_C(Xtr, ytr, [0.1, 1.0], folds=3).scores[0.1] == one.scores[0.1]
+    from tplib.errors import OptionError
+
+    with pytest.raises(OptionError, match="Cs must be a list of C values"):
+        search_C(Xtr, ytr, "0.1", folds=3)
+
+
+@pytest.mark.parametrize("shape", [(4,), (), (2, 2, 2)])
+def test_l2_normalize_wants_a_matrix(shape):
+    with pytest.raises(InputError, match=r"l2_normalize needs an \(n_images, n_features\) matrix"):
+        l2_normalize(np.ones(shape))
+    if shape == (4,):
+        np.testing.assert_allclose(l2_normalize(np.ones(shape).reshape(1, -1)), [[0.5] * 4])

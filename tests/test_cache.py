@@ -1,4 +1,4 @@
-"""The feature cache never serves damaged rows and survives unwritable or full disks."""
+"""The feature cache: never serves damaged rows or the rows of other weights, survives unwritable or full disks."""
 import errno
 import json
 import logging
@@ -338,3 +338,111 @@ def test_file_names_that_are_not_utf8_are_keyed_and_reported(tmp_path):
     assert tc.files_digest([path]) != tc.files_digest([other])  # exact bytes, no crash
     atomic_write_text(tmp_path / "summary.md", f"- `{path.name}`: not an image\n")
     assert "caf\\udce9.jpg" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ damaged progress.json
+def _partial(key="net-p", n=8, done=4):
+    w = tc.DiskWriter(key, DIMS, n, np.dtype("float32"))
+    w.write(0, {k: _rows(done, d, 0) for k, d in DIMS.items()}, np.ones(done, bool), [])
+    w._close()
+    return w.partial / "progress.json"
+
+
+@pytest.mark.parametrize("text", [
+    '{"done": 4, "n_rows": "eight", "invalid": [], "skipped": []}',  # crashed `tplib cache info`
+    '{"done": "4", "n_rows": 8, "invalid": [], "skipped": []}',
+    '{"done": 9, "n_rows": 8, "invalid": [], "skipped": []}',
+    '{"done": 4, "n_rows": 8, "invalid": [7], "skipped": []}',
+    '{"done": 4, "n_rows": 8, "invalid": [], "skipped": [3]}',
+    '[4, 8]', '"done"', '{"done": 4', "\udcff", ""])
+def test_a_damaged_progress_file_is_reported_and_restarted_never_a_crash(text, caplog):
+    progress = _partial()
+    progress.write_bytes(text.encode("utf-8", "surrogateescape"))
+    info = {e["name"]: e for e in tc.cache_info()}["net-p.partial"]
+    assert info["state"] == "partial" and info["done"] == 0 and info["n_images"] is None
+    assert "progress.json" in info["problem"] and info["problem"].endswith("the next run starts it again")
+    caplog.set_level(logging.WARNING, logger="tplib")
+    with tc.DiskWriter("net-p", DIMS, 8, np.dtype("float32")) as again:  # a resume starts over
+        assert again.done == 0 and not again.valid.any() and again.skipped == []
+    assert any("cannot resume the interrupted extraction" in m for m in _warnings(caplog))
+
+
+def test_cache_info_of_a_partial_entry_before_its_first_batch_has_no_problem():
+    folder = feature_cache_dir() / "net-q.partial"
+    folder.mkdir(parents=True)
+    e = tc.cache_info()[0]
+    assert (e["state"], e["done"], e["n_images"], e["problem"]) == ("partial", 0, None, "")
+    progress = _partial("net-q")  # after one batch of 4 out of 8
+    e = tc.cache_info()[0]
+    assert (e["done"], e["n_images"], e["problem"]) == (4, 8, "")
+    assert json.loads(progress.read_text())["done"] == 4
+
+
+# ------------------------------------------------------------------ the weights' digest
+def test_weights_digest_sees_any_change_of_any_value_and_nothing_else():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 5))
+    base = tc.weights_digest(model)
+    assert base == tc.weights_digest(model) == tc.weights_digest(__import__("copy").deepcopy(model))
+    model.to(memory_format=torch.channels_last)  # another layout, the same numbers
+    assert tc.weights_digest(model) == base
+    model.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        w = model[3].weight
+        old = w[2, 1234].item()
+        w[2, 1234] = float(np.nextafter(np.float32(old), np.float32(1)))  # one value, one ulp
+        assert tc.weights_digest(model) != base
+        w[2, 1234] = old
+        assert tc.weights_digest(model) == base
+        w[[0, 1]] = w[[1, 0]].clone()  # two rows swap places: the same sum of words
+        assert tc.weights_digest(model) != base
+        w[[0, 1]] = w[[1, 0]].clone()
+        model[1].running_mean += 1  # a buffer (BatchNorm statistics) counts too
+        assert tc.weights_digest(model) != base
+        model[1].running_mean -= 1
+    assert tc.weights_digest(model) == base
+    model[3] = torch.nn.Linear(8 * 30 * 30, 4)  # another shape
+    assert tc.weights_digest(model) != base
+
+
+def test_weights_digest_of_vgg16_is_cheap():
+    """VGG16's 138 M parameters (553 MB) in well under a second (about 0.1 s measured here)."""
+    import time
+
+    import torchvision
+
+    model = torchvision.models.vgg16()
+    tc.weights_digest(model)  # first touch of the freshly allocated pages
+    t0 = time.perf_counter()
+    tc.weights_digest(model)
+    assert time.perf_counter() - t0 < 0.8
+
+
+def test_weights_changed_in_place_are_never_served_the_old_rows(lite0, few_images):
+    """Before: after the weights changed in place, the cache returned the old rows."""
+    import torch
+
+    from tplib.engine import Engine
+    from tplib.features import extract_features
+
+    opts = dict(engine=Engine(precision="fp32"), progress=False)
+    first = extract_features(lite0, few_images, "pooled", **opts)
+    conv = lite0.model.conv_head.weight
+    saved = conv.detach().clone()
+    try:
+        with torch.no_grad():
+            conv.mul_(1.5)  # e.g. a training step on the backbone itself
+        changed = extract_features(lite0, few_images, "pooled", **opts)
+        assert not changed.from_cache and changed.cache_path != first.cache_path
+        assert not np.allclose(changed["pooled"], first["pooled"])
+        uncached = extract_features(lite0, few_images, "pooled", cache=False, **opts)
+        np.testing.assert_array_equal(changed["pooled"], uncached["pooled"])
+    finally:
+        with torch.no_grad():
+            conv.copy_(saved)
+    back = extract_features(lite0, few_images, "pooled", **opts)  # the old weights: the old entry
+    assert back.from_cache and back.cache_path == first.cache_path
+    np.testing.assert_array_equal(back["pooled"], first["pooled"])
