@@ -149,6 +149,7 @@ class NotebookKernel:
         self.km = None
         self.kc = None
         self.position = 0  # the next code cell to run
+        self.pending_restore: int | None = None  # a solution cell an answer replaced
         self.log: list[tuple[int, float]] = []
         self._start()
 
@@ -161,6 +162,7 @@ class NotebookKernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
         self.position = 0
+        self.pending_restore = None
 
     def restart(self):
         self.shutdown()
@@ -220,10 +222,28 @@ class NotebookKernel:
         else:
             self.restart()
 
+    def run_answer(self, solution: int, code: str, timeout: float) -> CellResult:
+        """Run ``code`` in place of the solution cell ``solution`` (after advance_to(solution))."""
+        self.pending_restore = solution
+        return self.run(code, timeout=timeout)
+
     def advance_to(self, index: int):
-        """Run the notebook's own code cells up to (not including) cell ``index``."""
-        if index < self.position or not self.alive():
+        """Run the notebook's own code cells up to (not including) cell ``index``.
+
+        After an answer, the kernel holds the answer's names instead of the solution's:
+        the next answer to the same exercise replaces them anyway, and any other cell
+        first gets the solution cell run again (the restore), so it sees the notebook's
+        own state.
+        """
+        if not self.alive() or index < self.position:
             self.restart()
+        if self.pending_restore is not None and self.pending_restore != index:
+            solution, self.pending_restore = self.pending_restore, None
+            res = self.run(self.cells[solution])
+            if res.error or res.timed_out:
+                self.restart()  # replay from the start rather than run on a broken state
+            else:
+                self.position = solution + 1
         while self.position < index:
             src = self.cells[self.position]
             if not any(marker in src for marker in SKIP_MARKERS):

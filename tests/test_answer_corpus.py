@@ -5,9 +5,10 @@ with the verdict it must get (``tests/answer_corpus.py`` says how to write one).
 test starts one kernel per notebook (the ``ci`` profile, real data, as nbval runs it),
 runs the notebook's own cells up to the exercise, then the answer in place of the
 solution cell, then the notebook's check cell, and compares the verdict line with the
-one expected; the solution cell runs again afterwards, so the next answer starts from
-the notebook's own state. A check that raises or runs past the answer's time limit
-fails the test: a student must always get one line.
+one expected. The next answer to the same exercise replaces the answer's names; before
+any later cell, the solution cell runs again, so the notebook goes on from its own
+state. A check that raises or runs past the answer's time limit fails the test: a
+student must always get one line.
 
 Answers run in notebook order, so each kernel only moves forward; a new exercise's
 answers go in a new folder ``tests/answers/<NN>_<check>/``.
@@ -102,14 +103,11 @@ def test_answer(answer, kernels):
         kernel.advance_to(solution)
     except CorpusError as exc:
         pytest.fail(f"{answer.id}: {exc}")
-    try:
-        mine = kernel.run(answer.code, timeout=answer.timeout)
-        if mine.error or mine.timed_out:
-            pytest.fail(f"the answer cell itself failed ({mine.error or 'timed out'}): the check "
-                        "never saw it\n" + plain_traceback(mine.traceback))
-        res = kernel.run(kernel.cells[check], timeout=answer.timeout)
-    finally:
-        _restore(kernel, solution)
+    mine = kernel.run_answer(solution, answer.code, timeout=answer.timeout)
+    if mine.error or mine.timed_out:
+        pytest.fail(f"the answer cell itself failed ({mine.error or 'timed out'}): the check "
+                    "never saw it\n" + plain_traceback(mine.traceback))
+    res = kernel.run(kernel.cells[check], timeout=answer.timeout)
     if res.timed_out:
         pytest.fail(f"the check was still running after {answer.timeout:g} s (interrupted)")
     if res.error:
@@ -123,15 +121,3 @@ def test_answer(answer, kernels):
         pytest.fail(f"expected {answer.mark} with {answer.hint!r} in the message, got: {verdict}",
                     pytrace=False)
 
-
-def _restore(kernel, solution):
-    """Run the solution cell again, so the next answer starts from the notebook's state."""
-    if not kernel.alive():
-        kernel.restart()  # the next advance_to replays the notebook
-        return
-    res = kernel.run(kernel.cells[solution])
-    if res.error or res.timed_out:
-        kernel.restart()
-    else:
-        # the solution's names are back; the next answer to this exercise runs from here
-        kernel.position = solution

@@ -1,0 +1,3 @@
+# expect: ✘ not normalised
+X_train = train[LAYER]
+X_test = test[LAYER]

@@ -1,0 +1,6 @@
+# expect: ✘ fitted on the test split
+from sklearn.svm import LinearSVC
+
+svm = LinearSVC(C=1, random_state=0).fit(X_test, y_test)
+accuracy = svm.score(X_train, y_train)
+print(f"test accuracy: {accuracy:.3f}")

@@ -1,0 +1,13 @@
+# expect: ✘ 1000 outputs
+import torch
+from torch import nn
+
+
+class VGG16relu7(nn.Module):
+    def __init__(self, vgg16):
+        super().__init__()
+        self.features = vgg16.features
+        self.classifier = vgg16.classifier
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))

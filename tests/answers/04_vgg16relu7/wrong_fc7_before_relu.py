@@ -1,0 +1,14 @@
+# expect: ✘ before its ReLU
+# cut one layer too early: [:-3] ends with fc7 itself
+import torch
+from torch import nn
+
+
+class VGG16relu7(nn.Module):
+    def __init__(self, vgg16):
+        super().__init__()
+        self.features = vgg16.features
+        self.classifier = vgg16.classifier[:-3]
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))

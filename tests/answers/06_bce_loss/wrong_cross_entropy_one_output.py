@@ -1,0 +1,4 @@
+# expect: ✘ ONE output
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of (N, 1) logits against (N,) labels 0/1."""
+    return nn.functional.cross_entropy(logits, y)

@@ -1,0 +1,7 @@
+# expect: ✘ no_grad
+def evaluate(model, X, y) -> float:
+    """Accuracy of ``model`` on inputs X and labels y, in eval mode, without gradients."""
+    model.eval()
+    logits = model(X)
+    pred = logits.argmax(1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
+    return (pred == y).float().mean().item()

@@ -1,0 +1,8 @@
+# expect: ✔
+def freeze(model: nn.Module) -> None:
+    """Freeze every parameter of ``model``, in place."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(False)
+
+vgg = tplib.build_model("vgg16")  # torchvision's VGG16, seeded random weights
+freeze(vgg)

@@ -1,0 +1,7 @@
+# expect: ✘ ReLU
+# a ReLU after the last layer: negative scores become 0
+def new_head(in_features: int, n_classes: int, loss: str = "ce") -> nn.Module:
+    """A new trainable layer: in_features -> n_classes scores ("ce") or 1 logit ("bce")."""
+    return nn.Sequential(nn.Linear(in_features, 1 if loss == "bce" else n_classes), nn.ReLU())
+
+vgg.classifier[6] = new_head(4096, K)

@@ -1,0 +1,7 @@
+# expect: ✘ sigmoid
+# the lecture's head copied with its final Sigmoid
+def new_head(in_features: int, n_classes: int, loss: str = "ce") -> nn.Module:
+    """A new trainable layer: in_features -> n_classes scores ("ce") or 1 logit ("bce")."""
+    return nn.Sequential(nn.Linear(in_features, 1 if loss == "bce" else n_classes), nn.Sigmoid())
+
+vgg.classifier[6] = new_head(4096, K)

@@ -1,0 +1,4 @@
+# expect: ✘ torch.optim optimizer
+model = attach_head(lab.backbone, K, loss="bce")  # frozen base + a new one-logit head
+
+optimizer = torch.optim.Adam

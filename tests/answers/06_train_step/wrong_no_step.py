@@ -1,0 +1,7 @@
+# expect: ✘ step() is missing
+def train_step(model, optimizer, loss_fn, x, y) -> float:
+    """One optimizer step on the batch (x, y); returns its loss (before the update)."""
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    return loss.item()
