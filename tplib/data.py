@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, OptionError
+from .errors import DataError, InputError, OptionError
 from .images import is_image_file
 
 LAYOUT_HELP = (
@@ -289,18 +289,13 @@ def _dedupe(split_dir: Path, per_class: dict[str, list[Path]], ignored: list) ->
     return seen
 
 
-def scan_split(split_dir: Path, *, dataset_root: Path | None = None
-               ) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
-    """{class name: image files} for one split folder, plus ignored files and folders.
+def _scan_split(split_dir: Path, dataset_root: Path | None = None, top: str = "split folder"):
+    """{class name: image files} for one split folder, the ignored files and folders, and
+    the {file id: (path, class)} of the kept files.
 
     ``dataset_root``: the folder a linked class folder must not point into (default
     the split folder's parent: the one holding ``train/`` and ``test/``).
     """
-    return _scan_split(split_dir, dataset_root)[:2]
-
-
-def _scan_split(split_dir: Path, dataset_root: Path | None = None, top: str = "split folder"):
-    """scan_split, also returning the {file id: (path, class)} of the kept files."""
     if not split_dir.is_dir():
         parent = split_dir.parent
         found = sorted(c.name for c in parent.iterdir() if c.is_dir()) if parent.is_dir() else []
@@ -565,3 +560,31 @@ def _load_flat(root: Path, n_train: int, source: str, origin: str) -> Dataset:
                  [], source, origin)
     return Dataset(root, train, test, _notable_warnings("the data folder", ignored), rule,
                    source, origin)
+
+
+def validation_split(split, fraction: float = 0.2):
+    """(train, val): the last ``fraction`` of every class's files held out for validation.
+
+    Deterministic (the files are sorted; no random draw), every class keeps at least
+    one training and one validation file. Choose epochs and learning rates on ``val``,
+    so that the test split is used once, at the end. Both are :class:`tplib.data.Split`
+    (``val.name == "val"``).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise OptionError(f"fraction must be in (0, 1), not {fraction}")
+    labels = np.asarray(split.labels)
+    train_rows, val_rows = [], []
+    for c in range(len(split.classes)):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2:
+            raise InputError(f"class {split.classes[c]!r} has {len(rows)} file(s): "
+                             "too few to hold any out")
+        n_val = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        train_rows += rows[:-n_val].tolist()
+        val_rows += rows[-n_val:].tolist()
+    train_rows.sort()
+    val_rows.sort()
+
+    def part(rows, name):
+        return replace(split, name=name, paths=[split.paths[i] for i in rows], labels=labels[rows])
+    return part(train_rows, split.name), part(val_rows, "val")

@@ -17,6 +17,7 @@ Taught in notebooks 01 (anatomy), 02 (prediction, train vs eval mode), 03 (first
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 from contextlib import contextmanager
@@ -498,3 +499,39 @@ def mode_sensitive_layers(model: nn.Module) -> dict[str, int]:
     dropout += int(float(getattr(model, "drop_rate", 0) or 0) > 0)
     batchnorm = sum(1 for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
     return {"dropout": dropout, "batchnorm": batchnorm}
+
+
+class TrainModeEffect(NamedTuple):
+    """What train mode does to a network's BatchNorm layers (:func:`train_mode_effect`).
+
+    n_batchnorm: BatchNorm layers in the network; running_stats_change: the largest
+    change of a running mean or variance after ONE forward pass in train mode (eval
+    mode: 0); output_change: the largest difference between the outputs in train and
+    in eval mode for the same batch; output_scale: the largest output in eval mode.
+    """
+
+    n_batchnorm: int
+    running_stats_change: float
+    output_change: float
+    output_scale: float
+
+
+@torch.no_grad()
+def train_mode_effect(model: nn.Module, x: torch.Tensor) -> TrainModeEffect:
+    """Run a copy of ``model`` on ``x`` in eval mode, then once in train mode, and compare.
+
+    Shows why a frozen base stays in eval mode: in train mode every BatchNorm layer
+    normalises with the statistics of the current batch instead of ImageNet's running
+    ones (the output changes with the batch), and overwrites its running statistics
+    (they drift away from ImageNet's although no weight has a gradient). ``model``
+    itself is not modified. x: (N, 3, S, S) normalised images, N >= 2.
+    """
+    m = copy.deepcopy(model)
+    before = {k: v.clone() for k, v in m.state_dict().items() if "running" in k}
+    out_eval = m.eval()(x)
+    out_train = m.train()(x)
+    after = m.state_dict()
+    change = max((float((after[k] - v).abs().max()) for k, v in before.items()), default=0.0)
+    n_bn = sum(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in m.modules())
+    return TrainModeEffect(n_bn, change, float((out_train - out_eval).abs().max()),
+                           float(out_eval.abs().max()))
