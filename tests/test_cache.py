@@ -1,4 +1,5 @@
-"""The feature cache: never serves damaged rows or the rows of other weights, survives unwritable or full disks."""
+"""The feature cache never serves damaged rows or another model's rows, and survives
+unwritable or full disks."""
 import errno
 import json
 import logging

@@ -14,9 +14,9 @@ from oddimages import make_odd_images
 from PIL import Image
 
 from tplib.data import load_dataset
-from tplib.engine import Engine
+from tplib.engine import Engine, resolve_threads
 from tplib.errors import MemoryBudgetError
-from tplib.features import activations, extract_features, pool_output, resolve_threads
+from tplib.features import activations, extract_features, pool_output
 from tplib.synthetic import generate_scene_standin
 
 # exact float32 arithmetic: "auto" may pick bf16 on CPUs that have it
@@ -357,3 +357,22 @@ def test_engine_refuses_what_is_not_a_count(kwargs):
     with pytest.raises(OptionError, match="batch size must be a whole number|threads must be 0 or more"):
         Engine(**kwargs)
     assert Engine(batch_size=np.int64(8), threads=np.int32(0)).batch_size == 8
+
+
+@pytest.mark.parametrize("layers, needle", [
+    (5, r"^layers must be a layer name or a list of names \(e.g. 'relu7' or \['relu7'\]\), not 5$"),
+    ([], r"^layers is empty: give one or more layer names"),
+    (["relu7", 5], r"^layers must be layer names \(e.g. 'relu7' or \['relu7'\]\), not 5$"),
+    (("relu7", None), r"not None$")])
+def test_layers_that_are_not_names_are_refused_before_any_work(vgg_random, tmp_path, monkeypatch, layers,
+                                                               needle):
+    import tplib.features as tf
+    from tplib.errors import OptionError
+
+    monkeypatch.setattr(tf, "probe_layers", lambda *a: pytest.fail("work started"))
+    with pytest.raises(OptionError, match=needle):
+        extract_features(vgg_random, [tmp_path / "x.jpg"], layers)
+    with pytest.raises(OptionError, match=needle):
+        activations(vgg_random, Image.new("RGB", (32, 32)), layers)
+    assert tf.layer_list(vgg_random, None) == ["relu7"] == tf.layer_list(vgg_random, "relu7")
+    assert tf.layer_list(vgg_random, ("relu6", "relu7")) == ["relu6", "relu7"]

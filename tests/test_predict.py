@@ -59,3 +59,49 @@ def test_topk_takes_paths_and_refuses_an_impossible_k(lite0):
     for k in (0, 1001, 2.5, True):
         with pytest.raises(OptionError, match="from 1 to 1000"):
             predict_topk(lite0, photos, k=k)
+
+
+def test_one_image_alone_is_a_list_of_one_and_an_empty_list_gives_none(lite0):
+    photo = Image.open(list(sample_photos().values())[1]).convert("RGB")
+    one = predict_topk(lite0, photo, k=3)
+    assert one == predict_topk(lite0, [photo], k=3) and len(one) == 1
+    assert one[0][0][0] == "espresso"
+    assert predict_topk(lite0, [], k=3) == [] and predict_topk(lite0, (), k=3) == []
+
+
+@pytest.mark.parametrize("images", [
+    "array", "tensor", "list of arrays", "number", "list of numbers", "batch tensor"])
+def test_arrays_tensors_and_numbers_are_refused_in_one_line(lite0, images):
+    import numpy as np
+
+    from tplib.errors import InputError
+
+    arr = np.zeros((32, 32, 3), dtype=np.uint8)
+    value = {"array": arr, "tensor": torch.zeros(3, 32, 32), "list of arrays": [arr],
+             "number": 5, "list of numbers": [5], "batch tensor": torch.zeros(2, 3, 32, 32)}[images]
+    with pytest.raises(InputError, match=r"(images|images\[0\]) (must be|is) .*PIL.Image.fromarray") as err:
+        predict_topk(lite0, value, k=3)
+    assert "\n" not in str(err.value)
+    if hasattr(value, "shape"):
+        assert str(tuple(value.shape)) in str(err.value)
+
+
+def test_a_20000x1_png_is_predicted_from_its_crop(lite0, tmp_path):
+    """Before: the crop policy resized it to 5,120,000x256 pixels first (3.9 GB)."""
+    import resource
+    import time
+
+    import numpy as np
+
+    from tplib.predict import predict_files
+
+    row = np.random.default_rng(0).integers(0, 256, (1, 20000, 3), dtype=np.uint8)
+    path = tmp_path / "strip.png"
+    Image.fromarray(row).save(path)
+    assert path.stat().st_size < 70_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    t0 = time.perf_counter()
+    (name, top), = predict_files(lite0, [path], k=2)
+    assert time.perf_counter() - t0 < 10
+    assert name == str(path) and len(top) == 2 and 0 < top[0][1] <= 1
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # < 0.5 GB more

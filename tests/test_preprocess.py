@@ -106,3 +106,52 @@ def test_timm_config_matches_timm_transform(lite0):
     img = _photo(320, 240)
     theirs = create_transform(**cfg)(img)
     assert torch.allclose(ours(img), theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(3584, 224), (1000, 63)])
+def test_crop_policy_equals_weights_transforms_up_to_the_aspect_bound(size):
+    """Up to MAX_CROP_ASPECT (16:1) the full resize runs, exactly as torchvision's."""
+    from tplib.preprocess import MAX_CROP_ASPECT
+
+    img = _photo(*size)
+    assert max(size) / min(size) <= MAX_CROP_ASPECT
+    p = Preprocess.from_torchvision(WEIGHTS, policy="crop")
+    assert p._crop_box(*size) is None
+    assert torch.equal(p(img), WEIGHTS.transforms()(img))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [(5000, 60), (60, 5000), (4101, 17), (3000, 7)])
+def test_a_very_thin_image_is_cropped_from_the_box_with_the_same_pixels(size, interpolation):
+    """The crop resampled from its box in the original equals the crop of the full resize
+    up to the rounding between the two passes of the resampling (on random noise, the worst
+    case: under half a grey level on average, fewer than 5% of the values off by more than 1)."""
+    from torchvision.transforms import InterpolationMode
+
+    img = _photo(*size)
+    p = Preprocess(policy="crop", interpolation=interpolation)
+    assert p._crop_box(*size) is not None
+    ours = np.asarray(p.resize(img), dtype=np.int16)
+    mode = InterpolationMode(interpolation)
+    full = TF.center_crop(TF.resize(img, 256, interpolation=mode, antialias=True), [224, 224])
+    diff = np.abs(ours - np.asarray(full, dtype=np.int16))
+    assert ours.shape == (224, 224, 3) and diff.mean() < 0.5 and (diff > 1).mean() < 0.05
+
+
+def test_a_20000x1_strip_never_makes_the_full_resized_copy(monkeypatch, tmp_path):
+    """Before: 20000x1 -> 5,120,000x256 pixels (3.9 GB) before the crop; now only the crop."""
+    import tplib.preprocess as pp
+
+    def refuse(img, size, **kw):
+        raise AssertionError(f"full resize of a {img.size} image to {size}")
+
+    monkeypatch.setattr(pp.TF, "resize", refuse)
+    row = np.linspace(0, 255, 20000).astype(np.uint8)[None, :, None].repeat(3, axis=2)
+    path = tmp_path / "strip.png"
+    Image.fromarray(row).save(path)
+    assert path.stat().st_size < 100_000
+    for img in (Image.open(path), Image.open(path).transpose(Image.Transpose.ROTATE_90)):
+        x = Preprocess(policy="crop").to_uint8(img.convert("RGB"))
+        assert x.shape == (3, 224, 224)
+        # the centre of a left-to-right ramp: grey levels around 127, one value per column
+        assert 120 <= int(x.float().mean()) <= 135

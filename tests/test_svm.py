@@ -159,7 +159,8 @@ def test_C_is_bounded_to_what_liblinear_can_solve(blobs):
 
     Xtr, ytr, Xte, yte = blobs
     for C in (1e150, 1e-200, C_MAX * 1.01, C_MIN / 1.01):
-        with pytest.raises(OptionError, match=r"outside what LinearSVC can solve: use a C from 1e-10 to 1e\+10"):
+        with pytest.raises(OptionError, match=r"outside what LinearSVC can solve: use a C from 1e-10 "
+                                              r"to 1e\+10"):
             make_svm(C)
     with pytest.raises(OptionError, match="outside what LinearSVC can solve"):
         search_C(Xtr, ytr, [1.0, 1e150], folds=2)

@@ -352,9 +352,9 @@ def layer_list(backbone: Backbone, layers) -> list[str]:
     if not layers:
         raise OptionError(f"layers is empty: give one or more layer names, {example} "
                           "(or leave it out for the default layer)")
-    odd = next((x for x in layers if not isinstance(x, str)), None)
-    if odd is not None:
-        raise OptionError(f"layers must be layer names ({example}), not {odd!r}")
+    for x in layers:
+        if not isinstance(x, str):
+            raise OptionError(f"layers must be layer names ({example}), not {x!r}")
     return layers
 
 

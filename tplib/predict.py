@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
+from PIL import Image
 
-from .errors import ImageError, OptionError
+from .errors import ImageError, InputError, OptionError
 from .images import load_rgb
 from .models import Backbone
 
@@ -17,27 +20,56 @@ from .models import Backbone
 def predict_topk(backbone: Backbone, images: Sequence, k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` (class name, probability) for each image, best first.
 
-    ``images``: PIL images or image file paths. Uses the weights' own evaluation
+    ``images``: a list of PIL images or image file paths (one image or path alone is
+    taken as a list of one; an empty list gives an empty list). Uses the weights' own evaluation
     transform (resize + centre crop), eval mode (dropout off, batch-norm statistics
     frozen: notebook 02, Q3) and a softmax over the 1000 logits. Returns one list of
     ``k`` pairs per image; probabilities are Python floats in [0, 1].
 
     Raises:
         OptionError: ``k`` is not between 1 and the number of classes.
+        InputError: an array, a tensor or anything else that is not an image or a path.
         ImageError: a path that cannot be read as an image.
     """
     n_classes = len(backbone.categories)
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_classes:
         raise OptionError(f"k (top) must be a whole number from 1 to {n_classes}, not {k!r}")
-    if isinstance(images, (str, Path)):
-        images = [images]
-    images = [load_rgb(img) if isinstance(img, (str, Path)) else img for img in images]
+    images = [load_rgb(img) if isinstance(img, (str, os.PathLike)) else img
+              for img in _image_list(images)]
+    if not images:
+        return []
     prep = backbone.preprocess.with_policy("crop")
     x = torch.stack([prep(img) for img in images])
     probs = backbone.model.eval()(x).softmax(dim=1)
     top = probs.topk(k, dim=1)
     return [[(backbone.categories[i], float(p)) for p, i in zip(ps, idx)]
             for ps, idx in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def _image_list(images) -> list:
+    """``images`` as a list of PIL images and paths, or a one-line :class:`InputError`.
+
+    Arrays and tensors are refused rather than guessed at: their layout (HWC or CHW),
+    range (0-255 or 0-1) and normalisation cannot be told apart.
+    """
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [images]
+    if hasattr(images, "shape") or not isinstance(images, Iterable):
+        raise InputError(f"images must be a list of PIL images or image file paths, not "
+                         f"{_kind(images)}: for an (H, W, 3) uint8 array use "
+                         "[PIL.Image.fromarray(array)]")
+    images = list(images)
+    for i, img in enumerate(images):
+        if not isinstance(img, (str, os.PathLike, Image.Image)):
+            raise InputError(f"images[{i}] is {_kind(img)}, not a PIL image or an image file path: "
+                             "for an (H, W, 3) uint8 array use PIL.Image.fromarray(array)")
+    return images
+
+
+def _kind(value) -> str:
+    shape = getattr(value, "shape", None)
+    name = f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
+    return f"a {name} of shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
 
 
 def predict_files(backbone: Backbone, files: Sequence, k: int = 5):

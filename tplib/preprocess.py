@@ -25,6 +25,11 @@ from torchvision.transforms import functional as TF
 from .errors import OptionError
 from .images import to_rgb
 
+#: Longer side over shorter side beyond which policy "crop" resamples only the crop's box.
+MAX_CROP_ASPECT = 16
+
+_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
 #: ImageNet statistics used by torchvision's weights (and by the lab's handout).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -102,12 +107,37 @@ class Preprocess:
         return d
 
     def resize(self, img: Image.Image) -> Image.Image:
-        """Geometric part only: RGB PIL image -> RGB PIL image of size x size."""
+        """Geometric part only: RGB PIL image -> RGB PIL image of size x size.
+
+        With policy "crop", an image so elongated that its resized copy would hold more
+        than :data:`MAX_CROP_ASPECT` times the pixels of a square one (a 20000x1 strip
+        would become 5,120,000x256 pixels, 3.9 GB) is resampled from the crop's box in
+        the original instead: only the size x size output is computed, from the same
+        source pixels and filter, so the work is bounded by the output, not the input.
+        """
         mode = InterpolationMode(self.interpolation)
         if self.policy == "square":
             return TF.resize(img, [self.size, self.size], interpolation=mode, antialias=True)
+        box = self._crop_box(*img.size)
+        if box is not None:
+            return img.resize((self.size, self.size), _PIL_FILTERS[self.interpolation], box=box)
         img = TF.resize(img, self.resize_size, interpolation=mode, antialias=True)
         return TF.center_crop(img, [self.size, self.size])
+
+    def _crop_box(self, width: int, height: int) -> tuple[float, float, float, float] | None:
+        """The centre crop's box in the original's pixels for a very elongated image, else None.
+
+        The same arithmetic as torchvision's resize (shorter side to ``resize_size``, the
+        longer one truncated) and centre crop (offsets rounded), mapped back to the original.
+        """
+        short, long = min(width, height), max(width, height)
+        new_long = int(self.resize_size * long / short)
+        if new_long <= MAX_CROP_ASPECT * self.resize_size or self.resize_size < self.size:
+            return None
+        new_w, new_h = (self.resize_size, new_long) if width <= height else (new_long, self.resize_size)
+        left, top = int(round((new_w - self.size) / 2.0)), int(round((new_h - self.size) / 2.0))
+        sx, sy = width / new_w, height / new_h
+        return (left * sx, top * sy, (left + self.size) * sx, (top + self.size) * sy)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 tensor (..., 3, H, W) -> normalised float32 tensor, same shape."""

@@ -13,6 +13,8 @@ ipywidgets is imported when a view is made, not with tplib (it is in the
 """
 from __future__ import annotations
 
+import math
+
 
 def _widgets():
     """The ipywidgets module, or a one-line error saying how to install it."""
@@ -74,6 +76,52 @@ def _show_text(out, text: str) -> None:
     _set_text(out, text)
 
 
+# ------------------------------------------------------------------ argument checks
+# A view is built once and then only reacts to its controls: every argument is checked
+# here, before the first draw, so a bad one is one line, not a traceback from ipywidgets
+# (an empty Dropdown, a slider with max < min) or a value a slider silently clamps.
+def _photo_sources(photos) -> dict:
+    """{name: path or PIL image}: ``photos``, or the sample photos when None."""
+    from .errors import InputError
+    from .samples import sample_photos
+
+    if photos is None:
+        return dict(sample_photos())
+    try:
+        sources = dict(photos)
+    except (TypeError, ValueError):
+        raise InputError(f"photos must be a dict {{name: image file or PIL image}}, not "
+                         f"{type(photos).__name__}") from None
+    if not sources:
+        raise InputError("photos is empty: give {name: image file or PIL image}, or leave it out "
+                         "for the sample photos (tplib.sample_photos())")
+    return sources
+
+
+def _layer_names(layers, default) -> list[str]:
+    """``layers`` as a non-empty list of names (None: ``default()``)."""
+    from .errors import OptionError
+
+    if layers is None:
+        layers = default()
+    elif isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise OptionError("layers is empty: give one or more layer names, or leave it out for "
+                          "the default ones")
+    return layers
+
+
+def _check_in_range(name: str, value, low, high, hint: str) -> None:
+    """``value`` within a slider's [low, high], else a one-line :class:`OptionError`."""
+    from .errors import OptionError
+
+    if not low <= value <= high:
+        raise OptionError(f"{name}={value:g} is outside the slider's range {low:g} to {high:g}: "
+                          f"{hint}")
+
+
 def topk_view(backbone, photos=None, k: int = 5):
     """Notebook 02: choose a photo, or upload one, and see its top-k ImageNet classes.
 
@@ -88,10 +136,9 @@ def topk_view(backbone, photos=None, k: int = 5):
     from .errors import ImageError
     from .images import image_from_bytes, load_rgb
     from .predict import predict_topk
-    from .samples import sample_photos
 
     W = _widgets()
-    sources = dict(photos if photos is not None else sample_photos())
+    sources = _photo_sources(photos)
     images, results = {}, {}
 
     def image(name):
@@ -156,13 +203,11 @@ def activation_browser(backbone, photos=None, layers=None, channel: int = 0):
     from .features import activations
     from .images import load_rgb
     from .predict import layer_table
-    from .samples import sample_photos
 
     W = _widgets()
-    sources = dict(photos if photos is not None else sample_photos())
-    if layers is None:
-        layers = [row.layer for row in layer_table(backbone) if len(row.shape) == 3]
-    layers = list(layers)
+    sources = _photo_sources(photos)
+    layers = _layer_names(layers, lambda: [row.layer for row in layer_table(backbone)
+                                           if len(row.shape) == 3])
     shown_images, maps = {}, {}
     prep = backbone.preprocess
 
@@ -287,10 +332,25 @@ def svm_explorer(train, test, layers=None, *, C: float = 1.0, C_range: tuple[flo
         (:func:`tplib.svm_fit_score`) and kept.
     """
     from . import viz
-    from .svm import svm_fit_score
+    from .errors import OptionError
+    from .svm import C_MAX, C_MIN, check_C, svm_fit_score
 
     W = _widgets()
-    layers = list(layers or train.arrays)
+    layers = _layer_names(layers, lambda: list(train.arrays))
+    C = check_C(C)
+    try:
+        low, high = (float(e) for e in C_range)
+    except (TypeError, ValueError):
+        raise OptionError(f"C_range must be (min, max) exponents of 10, e.g. (-3, 2), not "
+                          f"{C_range!r}") from None
+    if not low < high:
+        raise OptionError(f"C_range=({low:g}, {high:g}) must be (min, max) exponents of 10 with min < "
+                          f"max, e.g. (-3, 2) for C from 0.001 to 100")
+    lowest, highest = math.log10(C_MIN), math.log10(C_MAX)
+    if low < lowest or high > highest:
+        raise OptionError(f"C_range=({low:g}, {high:g}) goes beyond the C that LinearSVC can solve: "
+                          f"give exponents of 10 from {lowest:g} to {highest:g}, e.g. (-3, 2)")
+    _check_in_range("C", C, 10 ** low, 10 ** high, "widen C_range (exponents of 10)")
     layer_pick = W.Dropdown(options=layers, value=layers[-1], description="layer")
     c_slider = W.FloatLogSlider(value=C, base=10, min=C_range[0], max=C_range[1], step=0.25,
                                 description="C", continuous_update=False, readout_format=".3g")
@@ -336,10 +396,17 @@ def head_training_view(X_train, y_train, X_val, y_val, *, loss: str = "ce", lr: 
     are drawn from memory. X_*: (n, d) features, y_*: (n,) labels. Returns the top widget
     (CSS class ``tplib-head-training``).
     """
+    from .errors import InputError
     from .finetune import train_head
     from .viz import plot_training_curves
 
     w = _widgets()
+    if X_val is None or y_val is None or len(X_val) == 0:
+        raise InputError("the validation split is empty: the view draws validation curves, give "
+                         "features of held-out images as X_val, y_val (e.g. tplib.finetune."
+                         "validation_split)")
+    _check_in_range("lr", lr, 1e-5, 1.0, "give a learning rate from 1e-5 to 1")
+    _check_in_range("epochs", epochs, 1, 100, "give 1 to 100 epochs")
     lr_slider = w.FloatLogSlider(value=lr, base=10, min=-5, max=0, step=0.25, description="learning rate",
                                  readout_format=".0e")
     epochs_slider = w.IntSlider(value=epochs, min=1, max=100, step=1, description="epochs")
