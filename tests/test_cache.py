@@ -447,3 +447,17 @@ def test_weights_changed_in_place_are_never_served_the_old_rows(lite0, few_image
     back = extract_features(lite0, few_images, "pooled", **opts)  # the old weights: the old entry
     assert back.from_cache and back.cache_path == first.cache_path
     np.testing.assert_array_equal(back["pooled"], first["pooled"])
+
+
+@pytest.mark.parametrize("n_bytes", [0, 3, 8, 44, 4096 + 5])
+def test_weights_digest_sums_alike_with_numpy_and_with_torch(n_bytes):
+    """The torch path (models on a GPU) gives the CPU's numpy value, wrap-around included."""
+    import torch
+
+    raw = torch.from_numpy(np.random.default_rng(n_bytes).integers(0, 256, n_bytes, dtype=np.uint8))
+    raw[: n_bytes // 8 * 8] = 255  # words of 2**64 - 1: the sum wraps around
+    assert tc._word_sum_and_sample(raw, numpy=True) == tc._word_sum_and_sample(raw, numpy=False)
+    total, sample = tc._word_sum_and_sample(raw, numpy=True)
+    n_words = n_bytes // 8
+    assert total == (n_words * (2**64 - 1)) % 2**64
+    assert len(sample) == 8 * min(n_words, 16) + n_bytes % 8

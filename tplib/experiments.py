@@ -82,8 +82,10 @@ def compare_networks(dataset, names: Iterable[str] = NETWORK_NAMES, *, C: float 
     from .features import extract_features
     from .models import load_backbone, weights_available, weights_help
     from .predict import count_parameters
-    from .svm import svm_fit_score
+    from .svm import check_C, svm_fit_score
 
+    C = check_C(C)  # before the first network's extraction, not after it
+    names = [names] if isinstance(names, str) else list(names)  # one name, not its letters
     rows = []
     for name in names:
         spec = get_spec(name)
