@@ -13,6 +13,8 @@ solution cell), after a header of comment lines:
     # expect: ✔              a right answer (any message)
     # expect: verdict        any verdict, ✔ or ✘, as long as the check does not raise
     # timeout: 30            optional: seconds the check cell may take (default 120)
+    # exercise: hypothesis_2 optional: when one check follows several exercises, a piece
+                             of the solution cell's text that picks the exercise
 
 Anything else in the header is a note for the reader.
 """
@@ -49,6 +51,7 @@ class Answer:
     hint: str                # a piece of the message that must appear ("" : any)
     timeout: float
     code: str
+    marker: str = ""         # text of the solution cell, when one check ends several exercises
 
     @property
     def id(self) -> str:
@@ -61,7 +64,7 @@ def read_answer(path: Path) -> Answer:
     m = re.fullmatch(r"(\d\d)_(\w+)", exercise)
     if not m:
         raise CorpusError(f"{path}: the folder should be named NN_<check>, e.g. 04_vgg16relu7")
-    mark, hint, timeout = None, "", DEFAULT_TIMEOUT
+    mark, hint, timeout, marker = None, "", DEFAULT_TIMEOUT, ""
     found = False
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -76,11 +79,13 @@ def read_answer(path: Path) -> Answer:
                 mark, hint = value[0], value[1:].strip()
             else:
                 raise CorpusError(f"{path}: '# expect:' takes ✔, ✘ <hint> or 'verdict', got {value!r}")
+        elif body.lower().startswith("exercise:"):
+            marker = body.split(":", 1)[1].strip()
         elif body.lower().startswith("timeout:"):
             timeout = float(body.split(":", 1)[1])
     if not found:
         raise CorpusError(f"{path}: no '# expect: ...' line in the header")
-    return Answer(path, exercise, m.group(1), f"check_{m.group(2)}", mark, hint, timeout, text)
+    return Answer(path, exercise, m.group(1), f"check_{m.group(2)}", mark, hint, timeout, text, marker)
 
 
 def all_answers() -> list[Answer]:
@@ -100,11 +105,21 @@ def code_cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def locate_exercise(cells: list[str], check: str) -> tuple[int, int]:
-    """(index of the solution cell, index of the check cell) among the code cells."""
+def locate_exercise(cells: list[str], check: str, marker: str = "") -> tuple[int, int]:
+    """(index of the solution cell, index of the check cell) among the code cells.
+
+    The check cell is the first that calls ``check`` (after the solution cell holding
+    ``marker``, when given); the solution cell is the nearest one before it.
+    """
     call = re.compile(rf"\b{re.escape(check)}\s*\(")
-    for j, src in enumerate(cells):
-        if call.search(src):
+    start = 0
+    if marker:
+        found = [i for i, src in enumerate(cells) if "### BEGIN SOLUTION" in src and marker in src]
+        if not found:
+            raise CorpusError(f"no solution cell holds {marker!r} (the answer's '# exercise:' line)")
+        start = found[0] + 1
+    for j in range(start, len(cells)):
+        if call.search(cells[j]):
             for i in range(j - 1, -1, -1):
                 if "### BEGIN SOLUTION" in cells[i]:
                     return i, j
@@ -115,10 +130,150 @@ def locate_exercise(cells: list[str], check: str) -> tuple[int, int]:
 def sort_key(answer: Answer):
     """Notebook order, then exercise order: a kernel then only ever moves forward."""
     try:
-        position = locate_exercise(code_cells(notebook_path(answer.notebook_prefix)), answer.check)[0]
+        cells = code_cells(notebook_path(answer.notebook_prefix))
+        position = locate_exercise(cells, answer.check, answer.marker)[0]
     except CorpusError:
         position = -1  # reported by the test itself
     return answer.notebook_prefix, position, answer.path.name
+
+
+# ------------------------------------------------------- which cells the answers need
+#: Calls that only show something: a cell made of these (and of assignments nobody
+#: reads) changes nothing an exercise depends on.
+DISPLAY_CALLS = ("print", "display", "tplib.viz.", "tplib.widgets.", "tplib.checks.")
+
+
+def _dotted(node) -> str:
+    import ast
+
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def _root(node):
+    """The name at the bottom of ``a.b[c].d`` (or None)."""
+    import ast
+
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call, ast.Starred)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def cell_names(src: str):
+    """(names the cell binds or changes, names it reads, its top-level calls' roots), or
+    None when the cell cannot be parsed (it is then always run)."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(src))
+    except SyntaxError:
+        return None
+    binds, reads, calls, local = set(), set(), set(), set()
+    for fn in ast.walk(tree):  # names a function or lambda binds for itself
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.arg):
+                    local.add(node.arg)
+                elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    local.add(node.id)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (reads if isinstance(node.ctx, ast.Load) else binds).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            binds.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            binds.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
+            binds.add(_root(node))  # x.attr = ..., x[i] = ...: x changes
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            name = _dotted(stmt.value.func)
+            shows = name.rsplit(".", 1)[-1].startswith(("plot_", "show_"))
+            if not shows and not any(name == d or (d.endswith(".") and name.startswith(d))
+                                     for d in DISPLAY_CALLS):
+                calls.add(_root(stmt.value) or "")
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Await):
+            calls.add("")
+    binds.discard(None)
+    top = {n.id for stmt in tree.body if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+           for n in ast.walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    # a name the cell binds before it first reads it (``rows = ...; f(rows)``) comes from the cell
+    reads = (reads & _read_before_bound(tree.body, set())) - (local - top)
+    return binds - (local - top), reads, calls
+
+
+def _read_before_bound(stmts, bound: set) -> set:
+    """Names read before the statements themselves bind them, in execution order
+    (``bound``: names bound so far; updated)."""
+    import ast
+
+    def names(nodes, load):
+        return {n.id for node in nodes for n in ast.walk(node)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) == load}
+
+    read_first = set()
+    for stmt in stmts:
+        bodies = [getattr(stmt, f) for f in ("body", "orelse", "finalbody", "handlers")
+                  if getattr(stmt, f, None)]
+        if bodies and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            header = [getattr(stmt, f) for f in ("iter", "test", "target") if getattr(stmt, f, None)]
+            header += [item for item in getattr(stmt, "items", [])]
+            read_first |= names(header, True) - bound
+            bound |= names(header, False)
+            for body in bodies:
+                read_first |= _read_before_bound(body, bound)
+            continue
+        read_first |= names([stmt], True) - bound
+        bound |= names([stmt], False)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+    return read_first
+
+
+def cells_to_run(cells: list[str], extra: list[str]) -> set[int]:
+    """The code cells the exercises need, up to the last exercise's check.
+
+    Roots: the first cell (the setup), every solution cell, every check cell, and the
+    answers (``extra``). Walking back from the last root, a cell is kept when it binds or
+    changes a name that a kept cell (or an answer) reads, or when it calls something at
+    its top level on such a name (``model.train()``); cells that only show things
+    (plots, widgets, prints) or compute what no exercise reads are left out, so a slow
+    demo cell (``compare_networks``, a training run) costs nothing here.
+    """
+    roots = {0}
+    for i, src in enumerate(cells):
+        if "### BEGIN SOLUTION" in src:
+            roots.add(i)
+            roots.update(j for j in range(i + 1, len(cells))
+                         if re.search(r"\bcheck_\w+\s*\(", cells[j]) and j == next(
+                             k for k in range(i + 1, len(cells)) if re.search(r"\bcheck_\w+\s*\(", cells[k])))
+    last = max(roots)
+    needed: set[str] = set()
+    for code in extra:
+        names = cell_names(code)
+        needed |= names[1] if names else set()
+    keep = set()
+    for i in range(last, -1, -1):
+        names = cell_names(cells[i])
+        if names is None or i in roots:
+            keep.add(i)
+        else:
+            binds, reads, calls = names
+            if binds & needed or calls & (needed | {""}):
+                keep.add(i)
+        if i in keep and names is not None:
+            needed |= names[1]
+    return keep
 
 
 # ------------------------------------------------------------------------- kernel
@@ -142,9 +297,10 @@ class CellResult:
 class NotebookKernel:
     """One kernel that runs a notebook's code cells in order, and answers in their place."""
 
-    def __init__(self, path: Path, env: dict[str, str]):
+    def __init__(self, path: Path, env: dict[str, str], answers: list[str] = ()):
         self.path = path
         self.cells = code_cells(path)
+        self.keep = cells_to_run(self.cells, list(answers))
         self.env = env
         self.km = None
         self.kc = None
@@ -246,7 +402,7 @@ class NotebookKernel:
                 self.position = solution + 1
         while self.position < index:
             src = self.cells[self.position]
-            if not any(marker in src for marker in SKIP_MARKERS):
+            if self.position in self.keep and not any(marker in src for marker in SKIP_MARKERS):
                 res = self.run(src)
                 self.log.append((self.position, res.seconds))
                 if res.error or res.timed_out:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import pytest
 from answer_corpus import (
     NO_MARK,
+    NOTEBOOKS,
     OK_MARK,
     CorpusError,
     NotebookKernel,
     all_answers,
+    code_cells,
     kernel_env,
     locate_exercise,
     notebook_path,
@@ -45,7 +47,8 @@ class Kernels:
     def get(self, prefix: str) -> NotebookKernel:
         if self.prefix != prefix:
             self.close()
-            self.kernel = NotebookKernel(notebook_path(prefix), self.env)
+            answers = [a.code for a in ANSWERS if a.notebook_prefix == prefix]
+            self.kernel = NotebookKernel(notebook_path(prefix), self.env, answers)
             self.prefix = prefix
         return self.kernel
 
@@ -63,43 +66,34 @@ def kernels(real_data_dir, tmp_path_factory):
 
 
 def test_corpus_size():
-    """The tracker's floor: at least 60 wrong and 15 right answers, every exercise covered."""
+    """The tracker's floor: at least 60 wrong and 15 right answers, and every exercise of
+    every solution notebook answered both rightly and wrongly."""
     right = [a for a in ANSWERS if a.mark == OK_MARK]
     wrong = [a for a in ANSWERS if a.mark == NO_MARK]
     assert len(right) >= 15 and len(wrong) >= 60, (len(right), len(wrong))
-    covered = {(a.notebook_prefix, a.check) for a in ANSWERS}
-    for prefix in ("01", "02", "03", "04", "05", "06"):
-        cells = _cells(prefix)
-        checks = {_check_after(cells, i) for i, src in enumerate(cells) if "### BEGIN SOLUTION" in src}
-        missing = {c for c in checks if (prefix, c) not in covered}
-        assert not missing, f"notebook {prefix}: no answer in the corpus for {sorted(missing)}"
-        assert {c for p, c in covered if p == prefix} <= checks, f"notebook {prefix}: stale folders"
-    for check in {a.check for a in ANSWERS}:
-        kinds = {a.mark for a in ANSWERS if a.check == check}
-        assert OK_MARK in kinds and NO_MARK in kinds, f"{check}: needs right and wrong answers"
-
-
-def _cells(prefix):
-    from answer_corpus import code_cells
-
-    return code_cells(notebook_path(prefix))
-
-
-def _check_after(cells, i):
-    import re
-
-    for src in cells[i + 1:]:
-        m = re.search(r"\b(check_\w+)\s*\(", src)
-        if m:
-            return m.group(1)
-    return None
+    marks: dict[tuple[str, int], set] = {}
+    for a in ANSWERS:
+        try:
+            solution = locate_exercise(code_cells(notebook_path(a.notebook_prefix)), a.check, a.marker)[0]
+        except CorpusError as exc:
+            pytest.fail(f"{a.id}: {exc}")
+        marks.setdefault((a.notebook_prefix, solution), set()).add(a.mark)
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        prefix, cells = path.name[:2], code_cells(path)
+        for i, src in enumerate(cells):
+            if "### BEGIN SOLUTION" in src:
+                got = marks.get((prefix, i), set())
+                first = src.strip().splitlines()[0][:60]
+                assert {OK_MARK, NO_MARK} <= got, (
+                    f"{path.name}, exercise cell {i} ({first!r}): the corpus needs a right and a "
+                    f"wrong answer to it in tests/answers/{prefix}_<check>/")
 
 
 @pytest.mark.parametrize("answer", ANSWERS, ids=[a.id for a in ANSWERS])
 def test_answer(answer, kernels):
     try:
         kernel = kernels.get(answer.notebook_prefix)
-        solution, check = locate_exercise(kernel.cells, answer.check)
+        solution, check = locate_exercise(kernel.cells, answer.check, answer.marker)
         kernel.advance_to(solution)
     except CorpusError as exc:
         pytest.fail(f"{answer.id}: {exc}")
