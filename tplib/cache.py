@@ -130,6 +130,8 @@ def _word_sum_and_sample(raw, numpy: bool) -> tuple[int, bytes]:
     k = min(n_words, _DIGEST_SAMPLES)
     positions = [i * (n_words - 1) // max(k - 1, 1) for i in range(k)]
     tail = raw[n_words * 8:].cpu().numpy().tobytes()
+    if n_words == 0:
+        return 0, tail
     if numpy:
         words = raw.numpy()[: n_words * 8].view(np.uint64)
         return int(words.sum(dtype=np.uint64)), words[positions].tobytes() + tail
