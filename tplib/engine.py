@@ -21,6 +21,9 @@ from .errors import OptionError, TplibError  # noqa: F401 (OptionError: also tpl
 POOLINGS = ("none", "avg", "max", "pyramid")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = ("float32", "float16")
+#: Images per forward pass when the engine does not say (``benchmarks/README.md``: on
+#: these CPUs VGG16 runs as many images per second one at a time as batched).
+DEFAULT_BATCH_SIZE = 16
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -29,7 +32,7 @@ class Engine:
     """Engine settings of :func:`tplib.extract_features`.
 
     Attributes:
-        batch_size: images per forward pass; None: the backbone's (16).
+        batch_size: images per forward pass; None: :data:`DEFAULT_BATCH_SIZE`.
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", "mps".
         precision: "auto" (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
             "fp32" (exact, the same numbers on every machine), "bf16" or "fp16".

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import POOLINGS, Engine, resolve_precision, resolve_threads
+from .engine import DEFAULT_BATCH_SIZE, POOLINGS, Engine, resolve_precision, resolve_threads
 from .errors import DataError, ImageError, MemoryBudgetError, OptionError, TplibError
 from .fusion import fold_batchnorm
 from .images import load_image, load_rgb
@@ -420,7 +420,7 @@ def extract_features(
             raise OptionError(f"layers {same[node]!r} and {layer!r} are the same module ({node}) "
                               f"of {backbone.name}: give it once")
         same[node] = layer
-    batch_size = engine.batch_size or backbone.batch_size
+    batch_size = engine.batch_size or DEFAULT_BATCH_SIZE
     dev = engine.check_device()
     prec = resolve_precision(engine.precision, dev)
     threads = resolve_threads(engine.threads, dev)
