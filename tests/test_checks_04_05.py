@@ -31,9 +31,7 @@ LAYER = "pooled"
 # ---------------------------------------------------------------- VGG16relu7
 @pytest.fixture(scope="module")
 def _vgg_master():
-    from tplib.models import build_model
-
-    return build_model("vgg16")
+    return checks._vgg16_for_check()
 
 
 @pytest.fixture
@@ -94,9 +92,9 @@ class ForwardNotWritten(Lab):
 
 
 def test_vgg_lab_class_and_tplib_class_pass(fast_vgg):
-    import tplib
+    from tplib.models import VGG16relu7
 
-    for cls in (Lab, tplib.VGG16relu7):
+    for cls in (Lab, VGG16relu7):
         verdict = check_vgg16relu7(cls)
         assert isinstance(verdict, Verdict) and verdict.ok, verdict
         assert str(verdict).startswith("✔")
@@ -150,14 +148,14 @@ def test_vgg_check_builds_random_weights_by_itself():
 
 
 # ---------------------------------------------------------------- features
-def make_features(seed=0, n_per_class=(20, 30), k=5, d=200, shift=0.0):
+def make_features(seed=0, n_per_class=(20, 30), k=5, d=200, shift=0.0, sep=0.35):
     """Train/test Features of one layer: k Gaussian classes, d > n_train (separable)."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(k, d)) + shift
     out = []
     for n in n_per_class:
         y = np.repeat(np.arange(k), n)
-        X = np.abs(centers[y] * 0.35 + rng.normal(size=(len(y), d))).astype(np.float32)
+        X = np.abs(centers[y] * sep + rng.normal(size=(len(y), d))).astype(np.float32)
         out.append(Features(arrays={LAYER: X}, labels=y.astype(np.int64),
                             paths=[f"img_{i}.jpg" for i in range(len(y))],
                             classes=[f"c{i}" for i in range(k)]))
@@ -288,8 +286,15 @@ def test_svm_not_normalised_is_named():
 CS = [0.001, 0.01, 0.1, 1.0, 10.0]
 
 
-def test_c_search_by_cross_validation_passes(feats):
-    train, test = feats
+@pytest.fixture(scope="module")
+def cs_feats():
+    """Like notebook 05's `ci` profile: 15 classes, 20 images per class and split,
+    accuracies about 0.85, so that an honest search and the leaks give distinct curves."""
+    return make_features(n_per_class=(20, 20), k=15, d=300, sep=0.6)
+
+
+def test_c_search_by_cross_validation_passes(cs_feats):
+    train, test = cs_feats
     best, scores = search_C(train[LAYER], train.labels, CS)
     assert check_c_search(best, scores, train, test, LAYER).ok
     # the notebook's way: cross_val_score with the same folds
@@ -307,24 +312,24 @@ def test_c_search_by_cross_validation_passes(feats):
     assert check_c_search(max(theirs, key=theirs.get), theirs, train, test, LAYER).ok
 
 
-def test_c_tuned_on_the_test_split_is_flagged(feats):
-    train, test = feats
+def test_c_tuned_on_the_test_split_is_flagged(cs_feats):
+    train, test = cs_feats
     on_test = {C: svm_fit_score(train[LAYER], train.labels, test[LAYER], test.labels, C=C).accuracy
                for C in CS}
     verdict = check_c_search(max(on_test, key=on_test.get), on_test, train, test, LAYER)
     assert not verdict.ok and "tuned on the test split" in verdict.message
     # the same done with plain scikit-learn
-    X_train, X_test = normalised(feats)
+    X_train, X_test = normalised(cs_feats)
     sk = {C: sk_accuracy(X_train, train.labels, X_test, test.labels, C=C) for C in CS}
     verdict = check_c_search(max(sk, key=sk.get), sk, train, test, LAYER)
     assert not verdict.ok and "tuned on the test split" in verdict.message
 
 
-def test_c_search_other_mistakes(feats):
-    train, test = feats
+def test_c_search_other_mistakes(cs_feats):
+    train, test = cs_feats
     best, scores = search_C(train[LAYER], train.labels, CS)
     worst = min(scores, key=scores.get)
-    X_train, _ = normalised(feats)
+    X_train, _ = normalised(cs_feats)
     on_train = {C: sk_accuracy(X_train, train.labels, X_train, train.labels, C=C) for C in CS}
     cases = [
         ((worst if worst != best else 123.0, scores), "best_C"),
