@@ -566,12 +566,13 @@ def validation_split(split, fraction: float = 0.2):
     """(train, val): the last ``fraction`` of every class's files held out for validation.
 
     Deterministic (the files are sorted; no random draw), every class keeps at least
-    one training and one validation file. Choose epochs and learning rates on ``val``,
+    one training and one validation file (a class with fewer than two files is an
+    :class:`InputError`). Choose epochs and learning rates on ``val``,
     so that the test split is used once, at the end. Both are :class:`tplib.data.Split`
     (``val.name == "val"``).
     """
-    if not 0.0 < fraction < 1.0:
-        raise OptionError(f"fraction must be in (0, 1), not {fraction}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        raise OptionError(f"fraction must be in (0, 1), e.g. 0.2 to hold out a fifth, not {fraction!r}")
     labels = np.asarray(split.labels)
     train_rows, val_rows = [], []
     for c in range(len(split.classes)):

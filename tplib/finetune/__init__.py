@@ -18,7 +18,7 @@ Two ways to train a head, same result for a frozen base without augmentation:
   (``freeze="none"`` or the last k blocks) or for data augmentation; slow on a CPU.
 
 Both paths give the same head (same initial head, same mini-batches, same seed, no
-augmentation: :func:`train_head` says why, ``tests/test_finetune_06.py`` checks it),
+augmentation: :func:`train_head` says why, ``tests/test_finetune.py`` checks it),
 so :func:`train_new_head` takes the fast one whenever it can and says which it took.
 
 And the comparison: :class:`SmallCNN` trained from scratch by
@@ -29,13 +29,20 @@ of the base) and :func:`gray_conv` (the first convolution's weights summed over 
 the same as copying the channel). :func:`train_mode_effect` shows why a frozen base
 with BatchNorm stays in eval mode.
 
-The rooms, lowest first (each imports only rooms above it in this list):
-``runtime`` (seeded RNG scope, threads, device), ``results`` (what training and
-evaluation return), ``heads`` (heads on cached features), ``models`` (base + head),
-``gray`` (grayscale fronts), ``checkpoints``, ``training`` (decoding, the end-to-end
-loop, :func:`train_new_head`), ``scratch`` (:class:`SmallCNN`).
-:func:`validation_split` lives in :mod:`tplib.data`, :func:`train_mode_effect` in
-:mod:`tplib.models`; both are re-exported here.
+The rooms, lowest first (each imports only rooms listed before it):
+``runtime`` (seeded RNG scope, threads, device), ``settings`` (the one set of
+training defaults, :data:`DEFAULTS`, and the argument check every path shares),
+``results`` (what training and evaluation return: one shape), ``heads`` (heads on
+cached features), ``models`` (base + head), ``gray`` (grayscale fronts),
+``checkpoints``, ``training`` (decoding, the end-to-end loop,
+:func:`train_new_head`), ``scratch`` (:class:`SmallCNN`). :func:`validation_split`
+lives in :mod:`tplib.data`, :func:`train_mode_effect` in :mod:`tplib.models`; both
+are re-exported here, as is every name notebooks 05 and 06 use.
+
+Every training function checks its arguments before any image is decoded or any
+epoch runs (the same rules on every path: learning rates finite and > 0, whole
+numbers of epochs and batches, integer labels the head can predict, at least two
+classes, finite feature rows, no empty split) and says in one line what to change.
 
 Everything is seeded and runs deterministically on the CPU (the global torch RNG is
 left as it was); end-to-end training runs on the run profile's device (``ci``: the CPU;
@@ -52,6 +59,7 @@ from .heads import LOSSES, evaluate_head, loss_and_predictions, make_head, train
 from .models import FineTuneModel, attach_head, cut_base, forward_until
 from .results import PATHS, Evaluation, HeadResult, ScratchResult, TrainResult
 from .scratch import SmallCNN, train_from_scratch
+from .settings import DEFAULTS, TrainingDefaults
 from .training import decode_images, evaluate_model, train_model, train_new_head
 
 __all__ = [
@@ -60,5 +68,5 @@ __all__ = [
     "train_model", "evaluate_model", "loss_and_predictions", "save_checkpoint",
     "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images", "train_new_head",
     "validation_split", "GrayToRGB", "add_gray_front", "gray_conv", "grayscale_input", "TrainModeEffect",
-    "train_mode_effect", "LOSSES", "PATHS",
+    "train_mode_effect", "LOSSES", "PATHS", "DEFAULTS", "TrainingDefaults",
 ]

@@ -19,6 +19,7 @@ from ..errors import InputError, OptionError
 from ..profile import default_progress
 from .results import Evaluation, HeadResult, new_history
 from .runtime import model_device, seeded, torch_threads
+from .settings import DEFAULTS, check_count, check_features, check_labels, check_n_classes, check_training
 
 LOSSES = ("ce", "bce")
 
@@ -34,8 +35,10 @@ def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float 
     ``loss="bce"`` (two classes only): one output unit, a logit for class 1, trained
     with ``BCEWithLogitsLoss``; ``"ce"``: K outputs and cross-entropy.
     """
-    if hidden < 0 or not 0.0 <= dropout < 1.0:
-        raise OptionError(f"need hidden >= 0 and 0 <= dropout < 1, got {hidden}, {dropout}")
+    check_count("in_features", in_features)
+    check_count("hidden", hidden, minimum=0)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise OptionError(f"dropout must be a number in [0, 1), not {dropout!r}")
     outputs = n_outputs(n_classes, loss)
     if hidden == 0:
         layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout else []
@@ -45,8 +48,10 @@ def make_head(in_features: int, n_classes: int, hidden: int = 0, dropout: float 
 
 
 def n_outputs(n_classes: int, loss: str) -> int:
+    """Output units of a head for ``n_classes`` (>= 2) and ``loss``: K, or 1 for "bce"."""
     if loss not in LOSSES:
         raise OptionError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    check_n_classes(n_classes)
     if loss == "bce":
         if n_classes != 2:
             raise OptionError(f"loss='bce' is for two classes (one logit), not {n_classes}")
@@ -69,26 +74,6 @@ def loss_and_predictions(logits: torch.Tensor, y: torch.Tensor,
     return F.cross_entropy(logits, y, reduction=reduction), logits.argmax(1)
 
 
-def as_features(X) -> torch.Tensor:
-    """(n, d) array (float16/32, memory-mapped or not) -> contiguous float32 tensor."""
-    if hasattr(X, "arrays") and hasattr(X, "labels"):  # a tplib Features object
-        raise InputError(f"features given as a Features object (layers {', '.join(X.arrays)}): pass "
-                         "one layer's matrix, e.g. feats[layer], and feats.labels as the labels")
-    X = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
-    if X.ndim != 2:
-        raise InputError(f"features must be an (n, d) matrix, got shape {X.shape}")
-    return torch.from_numpy(X)
-
-
-def as_labels(y, n: int) -> torch.Tensor:
-    y = torch.from_numpy(np.ascontiguousarray(np.asarray(y), dtype=np.int64))
-    if y.shape != (n,):
-        raise InputError(f"labels must have shape ({n},), got {tuple(y.shape)}")
-    if n and int(y.min()) < 0:
-        raise InputError("labels must be class indices >= 0 (-1 means unknown: drop those rows)")
-    return y
-
-
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor) -> tuple[float, int]:
     """One training step on a batch: forward, loss, backward, update.
@@ -106,8 +91,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 
 @torch.no_grad()
-def evaluate_batches(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-              transform=None) -> Evaluation:
+def evaluate_batches(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                     batch_size: int = DEFAULTS.eval_batch_size, transform=None) -> Evaluation:
     """Evaluate ``model`` in eval mode on (X, y), batch by batch, on the device its
     parameters are on; its mode is restored."""
     device = model_device(model)
@@ -134,15 +119,15 @@ def evaluate_batches(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_s
 def train_head(
     X_train, y_train, X_val=None, y_val=None, *,
     hidden: int = 0,
-    epochs: int = 30,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 64,
+    epochs: int = DEFAULTS.epochs,
+    lr: float = DEFAULTS.lr,
+    weight_decay: float = DEFAULTS.weight_decay,
+    batch_size: int = DEFAULTS.feature_batch_size,
     dropout: float = 0.0,
     n_classes: int | None = None,
     loss: str = "ce",
     head: nn.Module | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     progress: bool | None = None,
 ) -> HeadResult:
     """Train a new head on frozen-base features with Adam.
@@ -171,17 +156,14 @@ def train_head(
     visits the same mini-batches in the same order (both shuffle with a private
     generator seeded by ``seed``), draws the same dropout masks (both train inside a
     fresh torch RNG scope seeded by ``seed``) and makes the same Adam steps, so it
-    ends with the same head up to float rounding (tests/test_finetune_06.py checks it).
+    ends with the same head up to float rounding (tests/test_finetune.py checks it).
     """
     from tqdm.auto import tqdm
 
-    X = as_features(X_train)
-    y = as_labels(y_train, len(X))
-    has_val = X_val is not None
-    if has_val:
-        Xv = as_features(X_val)
-        yv = as_labels(y_val, len(Xv))
-    n_classes = n_classes or int(max(int(y.max()), int(yv.max()) if has_val else 0)) + 1
+    X, y, Xv, yv, n_classes = _check_head_data(X_train, y_train, X_val, y_val, n_classes,
+                                                head=head, loss=loss)
+    check_training(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    has_val = Xv is not None
     history = new_history()
     t0 = time.perf_counter()
     if head is None:
@@ -222,6 +204,50 @@ def train_head(
 
 
 def evaluate_head(head: nn.Module, X, y) -> Evaluation:
-    """``head`` on features X (n, d) with labels y (n,): accuracy, loss, predictions."""
-    Xt = as_features(X)
-    return evaluate_batches(head, Xt, as_labels(y, len(Xt)))
+    """``head`` on features X (n, d) with labels y (n,): accuracy, loss, predictions.
+
+    X must be finite and hold at least one row; y integer class indices the head has.
+    """
+    X = check_features(X, "X")
+    y = check_labels(y, "y", n_rows=len(X), n_classes=_head_classes(head))
+    return evaluate_batches(head, torch.from_numpy(X), torch.from_numpy(y))
+
+
+def _head_outputs(head: nn.Module) -> int | None:
+    """Output units of a head's last Linear layer (1: a BCE logit); None without one."""
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def _head_classes(head: nn.Module) -> int | None:
+    """The classes a head tells apart (2 for one logit); None if unknown."""
+    outputs = _head_outputs(head)
+    return 2 if outputs == 1 else outputs
+
+
+def _check_head_data(X_train, y_train, X_val, y_val, n_classes, *, head, loss):
+    """The argument check of :func:`train_head`: (X, y, Xv, yv, n_classes), tensors."""
+    X = check_features(X_train, "X_train")
+    y = check_labels(y_train, "y_train", n_rows=len(X), min_classes=2)
+    if (X_val is None) != (y_val is None):
+        raise OptionError("give both X_val and y_val (validation features and labels), or neither")
+    Xv = yv = None
+    if X_val is not None:
+        Xv = check_features(X_val, "X_val")
+        if Xv.shape[1] != X.shape[1]:
+            raise InputError(f"X_train has {X.shape[1]} features per row, X_val {Xv.shape[1]}: "
+                             "both must come from the same layer")
+        yv = check_labels(y_val, "y_val", n_rows=len(Xv))
+    if head is not None:  # the head decides: one logit is BCE, K outputs are K classes
+        outputs = _head_outputs(head)
+        loss = "bce" if outputs == 1 else "ce"
+        if n_classes is None:
+            n_classes = _head_classes(head)
+    if n_classes is None:
+        n_classes = max(int(y.max()), int(yv.max()) if yv is not None else 0) + 1
+    n_classes = check_n_classes(n_classes, loss)
+    check_labels(y, "y_train", n_classes=n_classes, loss=loss)
+    if yv is not None:
+        check_labels(yv, "y_val", n_classes=n_classes, loss=loss)
+        Xv, yv = torch.from_numpy(Xv), torch.from_numpy(yv)
+    return torch.from_numpy(X), torch.from_numpy(y), Xv, yv, n_classes

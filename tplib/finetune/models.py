@@ -14,6 +14,7 @@ from ..models import Backbone
 from ..preprocess import Preprocess
 from .heads import make_head
 from .runtime import seeded
+from .settings import check_n_classes
 
 
 class _StopForward(Exception):
@@ -241,6 +242,7 @@ def attach_head(backbone: Backbone, n_classes: int, *, layer: str | None = None,
     VGG16 block1..block5, fc6, fc7; EfficientNet stem, block1..block7, head; ResNet
     stem, layer1..layer4. ``loss="bce"`` (two classes) gives a one-logit head.
     """
+    check_n_classes(n_classes, loss)
     base, node, dim, blocks = cut_base(backbone, layer)
     if head is None:
         with seeded(seed):

@@ -1,5 +1,9 @@
 """What training and evaluation return: :class:`Evaluation`, :class:`HeadResult`,
 :class:`TrainResult`, :class:`ScratchResult`, and the per-epoch history they share.
+
+One shape: every training result has ``history`` (the same keys), ``seconds`` and the
+properties ``seconds_per_epoch`` and ``epochs``; every evaluation has ``accuracy``,
+the property ``n_correct`` and the method ``confusion(K)``.
 """
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ import numpy as np
 from torch import nn
 
 _HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed", "epoch_seconds")
+
+
+def mean_epoch_seconds(history: dict[str, list[float]]) -> float:
+    """Mean time of an epoch's training steps (``history["epoch_seconds"]``); NaN before any."""
+    times = history.get("epoch_seconds") or []
+    return float(np.mean(times)) if times else float("nan")
 
 
 def new_history() -> dict[str, list[float]]:
@@ -23,13 +33,27 @@ def new_history() -> dict[str, list[float]]:
 class Evaluation(NamedTuple):
     """What an evaluation measured: accuracy in [0, 1], mean loss, predictions (n,)
     int64, the true labels (n,) int64 (for a confusion matrix) and, when the
-    evaluation ran on image files, their paths (n,) in row order (else None)."""
+    evaluation ran on image files, their paths (n,) in row order (else None).
+
+    ``n_correct`` and ``n_images`` are counts (properties, as ``SVMResult.n_correct``);
+    ``confusion(K)`` the (K, K) matrix.
+    """
 
     accuracy: float
     loss: float
     predictions: np.ndarray
     labels: np.ndarray
     paths: list | None = None
+
+    @property
+    def n_correct(self) -> int:
+        """Correctly predicted images."""
+        return int((np.asarray(self.predictions) == np.asarray(self.labels)).sum())
+
+    @property
+    def n_images(self) -> int:
+        """Images evaluated (those that could be decoded)."""
+        return len(self.labels)
 
     def confusion(self, n_classes: int | None = None) -> np.ndarray:
         """(K, K) int64 counts, row = true class, column = predicted class."""
@@ -57,6 +81,16 @@ class HeadResult:
     head: nn.Module
     history: dict[str, list[float]]
     seconds: float
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Mean time of an epoch's training steps (``history["epoch_seconds"]``)."""
+        return mean_epoch_seconds(self.history)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained (entries of ``history["train_loss"]``)."""
+        return len(self.history["train_loss"])
 
 
 #: What the two training paths do, in words (:attr:`TrainResult.how`).
@@ -100,8 +134,12 @@ class TrainResult:
     @property
     def seconds_per_epoch(self) -> float:
         """Mean time of an epoch's training steps (``history["epoch_seconds"]``)."""
-        times = self.history.get("epoch_seconds") or []
-        return float(np.mean(times)) if times else float("nan")
+        return mean_epoch_seconds(self.history)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained (entries of ``history["train_loss"]``)."""
+        return len(self.history["train_loss"])
 
 
 class ScratchResult(NamedTuple):
@@ -117,3 +155,13 @@ class ScratchResult(NamedTuple):
     history: dict[str, list[float]]
     test_accuracy: float
     seconds: float
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Mean time of an epoch's training steps (``history["epoch_seconds"]``)."""
+        return mean_epoch_seconds(self.history)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained within the budget (entries of ``history["train_loss"]``)."""
+        return len(self.history["train_loss"])

@@ -12,7 +12,8 @@ from ..errors import OptionError
 from ..preprocess import Preprocess
 from .results import ScratchResult, new_history
 from .runtime import seeded, training_device
-from .training import decode_images, fit
+from .settings import DEFAULTS, check_count, check_training
+from .training import check_decoded, check_split, decode_images, fit
 
 
 class SmallCNN(nn.Module):
@@ -47,16 +48,16 @@ def train_from_scratch(
     train_split,
     test_split,
     *,
-    image_size: int = 64,
+    image_size: int = DEFAULTS.scratch_image_size,
     seconds: float | None = None,
     epochs: int | None = None,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
+    batch_size: int = DEFAULTS.batch_size,
+    lr: float = DEFAULTS.lr,
+    weight_decay: float = DEFAULTS.weight_decay,
     width: int = 32,
-    seed: int = 0,
-    threads: int = 2,
-    channels_last: bool = True,
+    seed: int = DEFAULTS.seed,
+    threads: int = DEFAULTS.threads,
+    channels_last: bool = DEFAULTS.channels_last,
     device: str | None = None,
     progress: bool | None = None,
 ) -> ScratchResult:
@@ -84,15 +85,23 @@ def train_from_scratch(
     """
     if seconds is None and epochs is None:
         raise OptionError("give a time budget (seconds=) or a number of epochs (epochs=)")
+    check_training(epochs=epochs, seconds=seconds, lr=lr, weight_decay=weight_decay,
+                   batch_size=batch_size, seed=seed)
+    check_count("image_size", image_size, minimum=16)
+    check_count("width", width)
+    _, labels = check_split(train_split, "train", min_classes=2)
+    check_split(test_split, "test", n_classes=int(labels.max()) + 1)
     t0 = time.perf_counter()
     # Centring with ImageNet's statistics is as good as any for a network that learns
     # its own filters; only the scale matters for the optimiser.
     preprocess = Preprocess(size=image_size, interpolation="bilinear")
-    X, y, _ = decode_images(train_split, preprocess, threads=threads, progress=progress,
-                            desc="decode train")
-    Xt, yt, _ = decode_images(test_split, preprocess, threads=threads, progress=progress,
-                              desc="decode test")
-    n_classes = int(max(int(y.max()), int(yt.max()) if len(yt) else 0)) + 1
+    X, y, skipped = decode_images(train_split, preprocess, threads=threads, progress=progress,
+                                  desc="decode train")
+    check_decoded(X, y, skipped, "train", min_classes=2)
+    Xt, yt, skipped = decode_images(test_split, preprocess, threads=threads, progress=progress,
+                                    desc="decode test")
+    check_decoded(Xt, yt, skipped, "test")
+    n_classes = int(max(int(y.max()), int(yt.max()))) + 1
     history = new_history()
     with seeded(seed):
         model = SmallCNN(n_classes, width=width).to(training_device(device))

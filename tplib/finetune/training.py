@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
 from ..models import Backbone
 from ..preprocess import Preprocess
 from ..profile import default_progress
@@ -21,19 +21,64 @@ from .heads import evaluate_batches, evaluate_head, train_head, train_step
 from .models import FineTuneModel, attach_head
 from .results import Evaluation, TrainResult, new_history
 from .runtime import model_device, seeded, training_device
+from .settings import DEFAULTS, check_count, check_labels, check_n_classes, check_training
 
 
-def split_parts(images) -> tuple[list[Path], np.ndarray]:
-    """A data split (``.paths``, ``.labels``) or a (paths, labels) pair."""
-    if hasattr(images, "paths"):
+def split_parts(images, name: str = "images") -> tuple[list[Path], np.ndarray]:
+    """A data split (``.paths``, ``.labels``) or a (paths, labels) pair: (paths, (n,) int64).
+
+    The labels must be integer class indices >= 0, one per path (:func:`check_labels`);
+    ``name`` ("train", "val", ...) is used in the messages.
+    """
+    if hasattr(images, "paths") and hasattr(images, "labels"):
         paths, labels = images.paths, images.labels
-    else:
+    elif isinstance(images, (tuple, list)) and len(images) == 2:
         paths, labels = images
-    return [Path(p) for p in paths], np.asarray(labels, dtype=np.int64)
+    else:
+        raise InputError(f"{name} must be a data split (e.g. lab.dataset.train) or a (paths, labels) "
+                         f"pair, not {type(images).__name__}")
+    if isinstance(paths, (str, Path)):
+        raise InputError(f"{name}: give a list of image paths, not one path ({paths})")
+    paths = [Path(p) for p in paths]
+    return paths, check_labels(labels, f"{name} labels", n_rows=len(paths))
 
 
-def decode_images(images, preprocess: Preprocess, *, threads: int = 2, progress: bool | None = None,
-                  desc: str = "decode") -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
+def check_split(images, name: str, *, n_classes: int | None = None, loss: str = "ce",
+                min_classes: int = 1) -> tuple[list[Path], np.ndarray]:
+    """:func:`split_parts` plus: at least one image, ``min_classes`` classes, labels the
+    model can predict (< ``n_classes``; 0/1 for BCE)."""
+    paths, labels = split_parts(images, name)
+    if not paths:
+        raise InputError(f"{name} holds no image: give a split with images"
+                         + (" (or leave it out)" if name in ("val", "test") else ""))
+    check_labels(labels, f"{name} labels", n_classes=n_classes, loss=loss, min_classes=min_classes)
+    return paths, labels
+
+
+def check_decoded(X: torch.Tensor, y: torch.Tensor, skipped: list, name: str,
+                   min_classes: int = 1) -> None:
+    """Refuse a split none of whose images could be decoded, or that lost a class."""
+    if len(X) == 0:
+        first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise InputError(f"none of the {len(skipped)} images of {name} could be decoded{first}: "
+                         "check the files, or give a split with readable images")
+    if min_classes > 1:
+        check_labels(y.numpy(), f"{name} labels of the decodable images", min_classes=min_classes)
+
+
+def model_outputs(model: nn.Module) -> tuple[int | None, str]:
+    """(classes the model tells apart or None if unknown, "bce" for one logit else "ce"),
+    read from its last ``nn.Linear``."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None, "ce"
+    out = linears[-1].out_features
+    return (2, "bce") if out == 1 else (out, "ce")
+
+
+def decode_images(images, preprocess: Preprocess, *, threads: int = DEFAULTS.threads,
+                  progress: bool | None = None, desc: str = "decode",
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
     """Decode and resize every image once, kept in memory as uint8.
 
     Args:
@@ -49,10 +94,11 @@ def decode_images(images, preprocess: Preprocess, *, threads: int = 2, progress:
     from ..features import iter_batches
 
     paths, labels = split_parts(images)
+    check_count("threads", threads)
     batches, keep, skipped = [], [], []
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not default_progress(progress),
                leave=False)
-    for s, batch, ok, errors in iter_batches(paths, preprocess, 64, threads=threads):
+    for s, batch, ok, errors in iter_batches(paths, preprocess, DEFAULTS.eval_batch_size, threads=threads):
         batches.append(batch)
         keep.append(np.flatnonzero(ok) + s)
         skipped.extend(errors)
@@ -133,7 +179,7 @@ def fit(model: nn.Module, param_groups: list[dict], X: torch.Tensor, y: torch.Te
         history["train_loss"].append(loss_sum / len(X))
         history["train_acc"].append(correct / len(X))
         if Xv is not None and len(Xv):
-            val = evaluate_batches(model, Xv, yv, batch_size * 2, transform=transform)
+            val = evaluate_batches(model, Xv, yv, transform=transform)
             history["val_loss"].append(val.loss)
             history["val_acc"].append(val.accuracy)
         history["elapsed"].append(time.perf_counter() - t_start)
@@ -150,15 +196,15 @@ def train_model(
     val=None,
     *,
     preprocess: Preprocess | None = None,
-    epochs: int = 3,
-    lr: float = 1e-3,
+    epochs: int = DEFAULTS.end_to_end_epochs,
+    lr: float = DEFAULTS.lr,
     base_lr: float | None = None,
-    weight_decay: float = 1e-4,
-    batch_size: int = 16,
-    augment: bool = True,
-    seed: int = 0,
-    threads: int = 2,
-    channels_last: bool = True,
+    weight_decay: float = DEFAULTS.weight_decay,
+    batch_size: int = DEFAULTS.batch_size,
+    augment: bool = DEFAULTS.augment,
+    seed: int = DEFAULTS.seed,
+    threads: int = DEFAULTS.threads,
+    channels_last: bool = DEFAULTS.channels_last,
     device: str | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
@@ -173,8 +219,9 @@ def train_model(
         lr: learning rate of the head (and of a :class:`FineTuneModel`'s ``front``;
             of everything, for a plain module).
         base_lr: learning rate of the trainable base blocks of a
-            :class:`FineTuneModel`; default ``lr / 10`` (pretrained weights need only
-            small corrections, large steps would destroy what ImageNet taught them).
+            :class:`FineTuneModel`; default ``lr * DEFAULTS.base_lr_factor``, i.e.
+            ``lr / 10`` (pretrained weights need only small corrections, large steps
+            would destroy what ImageNet taught them).
         augment: random horizontal flips of the training images.
         seed: shuffling, flips and dropout (the mini-batch order is drawn from a
             private generator seeded by ``seed``, as in :func:`train_head`).
@@ -192,26 +239,27 @@ def train_model(
     :func:`train_new_head` picks that path by itself.
     """
     t0 = time.perf_counter()
+    # Every check before the first image is decoded.
+    check_training(epochs=epochs, lr=lr, base_lr=base_lr, weight_decay=weight_decay,
+                   batch_size=batch_size, seed=seed)
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise OptionError("train_model needs preprocess= (the model does not carry one)")
+    n_classes, loss = model_outputs(model)
+    check_split(train, "train", n_classes=n_classes, loss=loss, min_classes=2)
+    if val is not None:
+        check_split(val, "val", n_classes=n_classes, loss=loss)
+    groups = _param_groups(model, lr, base_lr)
     model.to(training_device(device))
     X, y, skipped = decode_images(train, preprocess, threads=threads, progress=progress,
                                   desc="decode train")
+    check_decoded(X, y, skipped, "train", min_classes=2)
     Xv = yv = None
     if val is not None:
         Xv, yv, more = decode_images(val, preprocess, threads=threads, progress=progress,
                                      desc="decode val")
+        check_decoded(Xv, yv, more, "val")
         skipped += more
-    if isinstance(model, FineTuneModel):
-        base = [p for p in model.base.parameters() if p.requires_grad]
-        new = [*(model.front.parameters() if model.front is not None else ()),
-               *model.head.parameters()]
-        groups = [{"params": [p for p in new if p.requires_grad], "lr": lr}]
-        if base:
-            groups.append({"params": base, "lr": lr / 10 if base_lr is None else base_lr})
-    else:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
     history = new_history()
     with seeded(seed):
         train_seconds = fit(
@@ -224,8 +272,28 @@ def train_model(
                        skipped=skipped)
 
 
+def _param_groups(model: nn.Module, lr: float, base_lr: float | None) -> list[dict]:
+    """Adam's parameter groups: the head (and front) at ``lr``, trainable base blocks of a
+    :class:`FineTuneModel` at ``base_lr``; an :class:`OptionError` when nothing trains."""
+    if isinstance(model, FineTuneModel):
+        base = [p for p in model.base.parameters() if p.requires_grad]
+        new = [*(model.front.parameters() if model.front is not None else ()),
+               *model.head.parameters()]
+        groups = [{"params": [p for p in new if p.requires_grad], "lr": lr}]
+        if base:
+            groups.append({"params": base,
+                           "lr": lr * DEFAULTS.base_lr_factor if base_lr is None else base_lr})
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    if not any(group["params"] for group in groups):
+        raise OptionError("the model has no trainable parameter (requires_grad is False everywhere): "
+                          "unfreeze the head, or attach_head(..., freeze=...) to train base blocks")
+    return groups
+
+
 def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = None, *,
-                   batch_size: int = 32, threads: int = 2, channels_last: bool = True) -> Evaluation:
+                   batch_size: int = DEFAULTS.eval_batch_size, threads: int = DEFAULTS.threads,
+                   channels_last: bool = DEFAULTS.channels_last) -> Evaluation:
     """An image model on a data split (or a (paths, labels) pair), in eval mode.
 
     Returns :class:`Evaluation`: accuracy, mean loss, predictions (n,), labels (n,) and
@@ -236,9 +304,13 @@ def evaluate_model(model: nn.Module, images, preprocess: Preprocess | None = Non
     preprocess = preprocess or getattr(model, "preprocess", None)
     if preprocess is None:
         raise OptionError("evaluate_model needs preprocess= (the model does not carry one)")
+    check_count("batch_size", batch_size)
+    n_classes, loss = model_outputs(model)
+    all_paths, _ = check_split(images, "split", n_classes=n_classes, loss=loss)
     X, y, skipped = decode_images(images, preprocess, threads=threads)
+    check_decoded(X, y, skipped, "the split")
     bad = {p for p, _ in skipped}
-    paths = [p for p in split_parts(images)[0] if str(p) not in bad]
+    paths = [p for p in all_paths if str(p) not in bad]
     transform = _image_transform(model, preprocess, channels_last)
     return evaluate_batches(model, X, y, batch_size, transform=transform)._replace(paths=paths)
 
@@ -253,14 +325,14 @@ def train_new_head(
     hidden: int = 0,
     dropout: float = 0.0,
     loss: str = "ce",
-    epochs: int = 10,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 32,
-    augment: bool = False,
+    epochs: int = DEFAULTS.epochs,
+    lr: float = DEFAULTS.lr,
+    weight_decay: float = DEFAULTS.weight_decay,
+    batch_size: int = DEFAULTS.batch_size,
+    augment: bool = DEFAULTS.augment,
     path: str = "auto",
     head: nn.Module | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     cache: bool = True,
     engine=None,
     device: str | None = None,
@@ -309,8 +381,16 @@ def train_new_head(
     if path == "features" and augment:
         raise OptionError("augmented images change every epoch, so their features cannot be "
                          "computed once: use path='end-to-end' (or augment=False)")
-    _, labels = split_parts(train)
+    check_training(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    _, labels = check_split(train, "train", min_classes=2)
     n_classes = len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1
+    if head is not None:
+        n_classes, loss = model_outputs(head)[0] or n_classes, model_outputs(head)[1]
+    n_classes = check_n_classes(n_classes, loss)
+    check_split(train, "train", n_classes=n_classes, loss=loss, min_classes=2)
+    for name, split in (("val", val), ("test", test)):
+        if split is not None:
+            check_split(split, name, n_classes=n_classes, loss=loss)
     model = attach_head(backbone, n_classes, layer=layer, hidden=hidden, dropout=dropout,
                         loss=loss, freeze="all", head=head, seed=seed)
     if path == "end-to-end":
@@ -324,11 +404,14 @@ def train_new_head(
     t0 = time.perf_counter()
     layer = layer or backbone.default_layer
 
-    def features(split):
-        return extract_features(backbone, split, layer, cache=cache, progress=progress,
-                                desc=f"{getattr(split, 'name', 'images')} {layer}", engine=engine)
-    ftrain = features(train)
-    fval = features(val) if val is not None else None
+    def features(split, name):
+        found = extract_features(backbone, split, layer, cache=cache, progress=progress,
+                                 desc=f"{getattr(split, 'name', name)} {layer}", engine=engine)
+        check_decoded(found[layer], torch.from_numpy(np.asarray(found.labels)), found.skipped, name,
+                       min_classes=2 if name == "train" else 1)
+        return found
+    ftrain = features(train, "train")
+    fval = features(val, "val") if val is not None else None
     trained = train_head(ftrain[layer], ftrain.labels,
                          fval[layer] if fval is not None else None,
                          fval.labels if fval is not None else None,
@@ -343,7 +426,7 @@ def train_new_head(
                            if sum(trained.history["epoch_seconds"]) > 0 else float("inf")),
         skipped=skipped, path="features")
     if test is not None:
-        ftest = features(test)
+        ftest = features(test, "test")
         result.test = evaluate_head(model.head, ftest[layer], ftest.labels)._replace(
             paths=[Path(p) for p in ftest.paths])
     return result
