@@ -7,7 +7,7 @@ from oddimages import make_stray_files
 from PIL import Image
 
 from tplib.data import load_dataset, resolve_root
-from tplib.errors import DataError
+from tplib.errors import DataError, InputError, OptionError
 
 
 def _img(path, color=(200, 10, 10)):
@@ -103,3 +103,22 @@ def test_subset_is_balanced_and_deterministic(image_folder):
     ds = load_dataset(image_folder).subset(2)
     assert ds.train.counts() == {"alpha": 2, "beta": 2, "gamma": 2}
     assert ds.train.paths == load_dataset(image_folder).subset(2).train.paths
+
+
+def test_validation_split_holds_out_the_last_files_of_every_class(image_folder):
+    from tplib.data import validation_split
+
+    split = load_dataset(image_folder).train  # 3 classes x 3 files
+    train, val = validation_split(split, 0.2)
+    assert (len(train), len(val), val.name, train.name) == (6, 3, "val", "train")
+    assert set(train.paths).isdisjoint(val.paths)
+    assert sorted(train.paths + val.paths) == sorted(split.paths)
+    assert train.counts() == {"alpha": 2, "beta": 2, "gamma": 2}
+    assert [p.name for p in val.paths] == ["img_2.jpg"] * 3
+    assert validation_split(split, 0.2)[1].paths == val.paths  # deterministic
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(OptionError, match="fraction must be in"):
+            validation_split(split, bad)
+    one_each = validation_split(train, 0.5)[0]  # 1 training file per class left
+    with pytest.raises(InputError, match="'alpha' has 1 file"):
+        validation_split(one_each, 0.2)

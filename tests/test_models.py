@@ -293,3 +293,24 @@ def test_a_layer_of_the_asked_network_names_the_stand_in(tmp_path, monkeypatch):
     with pytest.raises(LayerError, match="relu7' is VGG16's, but EfficientNet-Lite0 stands in") as info:
         backbone.node("relu7")
     assert repr(backbone.default_layer) in str(info.value)
+
+
+def test_train_mode_would_move_the_batchnorm_statistics():
+    """Why frozen bases stay in eval mode (notebook 06): train mode alone changes a
+    BatchNorm network; train_mode_effect measures it on a copy."""
+    from torch import nn
+
+    from tplib.models import train_mode_effect
+
+    lite0 = load_backbone("efficientnet_lite0", weights="random").model
+    before = {k: v.clone() for k, v in lite0.state_dict().items()}
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    effect = train_mode_effect(lite0, x)
+    assert effect.n_batchnorm == 49
+    assert effect.running_stats_change > 0 and effect.output_change > 0
+    assert all(torch.equal(before[k], v) for k, v in lite0.state_dict().items())  # a copy was used
+    assert not lite0.training
+    vgg_like = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten())
+    with torch.no_grad():
+        scale = float(vgg_like(x).abs().max())
+    assert train_mode_effect(vgg_like, x) == (0, 0.0, 0.0, pytest.approx(scale))
