@@ -1,0 +1,9 @@
+# expect: ✘ fitted on
+# fitted and scored on the test split
+from sklearn.svm import LinearSVC
+
+sweep_scores = {}
+for layer in LAYERS:
+    X_te = tplib.l2_normalize(sweep_test[layer])
+    svm = LinearSVC(C=1, random_state=0, max_iter=10_000).fit(X_te, y_test)
+    sweep_scores[layer] = svm.score(X_te, y_test)
