@@ -320,7 +320,10 @@ def _call_with_alarm(what, limit, fn, args, kwargs):
         if armed[0]:
             raise _StudentTimeout(what, limit)
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+    except (ValueError, OSError):  # signals not available here after all
+        return _call_in_thread(what, limit, fn, args, kwargs)
     # the timer repeats every 0.1 s: a bare `except:` in the student's loop catches one
     # interruption, not all of them
     old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, limit, 0.1)
