@@ -50,15 +50,23 @@ def patch_message_waits() -> None:
     AsyncZMQSocketChannel.get_msg = get_msg
 
 
-def refresh(path: Path) -> float:
-    """Execute ``path`` in place (ci profile); returns the seconds it took."""
+def execute(path: Path, profile: str = "ci", env: dict[str, str] | None = None):
+    """Run ``path`` top to bottom in a fresh kernel in ``profile``; (notebook, seconds).
+
+    ``env``: more variables for the kernel (``TPLIB_CACHE`` for a class cache, ...).
+    Raises nbclient's CellExecutionError, with the traceback, when a cell fails.
+    """
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("TPLIB_PROFILE", "MPLBACKEND")}
-    os.environ["TPLIB_PROFILE"] = "ci"
-    os.environ.pop("MPLBACKEND", None)
+    wanted = {"TPLIB_PROFILE": profile, "MPLBACKEND": None, **(env or {})}
+    saved = {k: os.environ.get(k) for k in wanted}
+    for name, value in wanted.items():  # the kernel copies os.environ when it starts
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     t0 = time.perf_counter()
     try:
         NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
@@ -69,7 +77,14 @@ def refresh(path: Path) -> float:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    seconds = time.perf_counter() - t0
+    return nb, time.perf_counter() - t0
+
+
+def refresh(path: Path) -> float:
+    """Execute ``path`` in place (ci profile); returns the seconds it took."""
+    import nbformat
+
+    nb, seconds = execute(path, "ci")
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:  # run timings would make every refresh a diff
         cell.metadata.pop("execution", None)

@@ -28,6 +28,12 @@ entry replaces the broken folder. :func:`cache_info` reports such a folder as
 ``damaged`` (it checks the structure and file sizes, not the checksums: those are
 checked when the entry is read).
 
+Class caches. ``$TPLIB_SHARED_CACHE`` names read-only caches laid out like this one
+(an instructor warms one for a class with ``tools/warm_class_cache.py``): an entry
+missing from the user's cache is read from there when its key matches, with the same
+checks. tplib never writes to, nor removes from, a class cache: a missing or damaged
+entry there is computed into the user's own cache, and the logger says so.
+
 Failures. A cache folder that cannot be created or written raises
 :class:`~tplib.errors.CacheUnavailableError` (a full disk:
 :class:`~tplib.errors.DiskFullError`, with the space the entry needs);
@@ -53,7 +59,7 @@ import numpy as np
 
 from .errors import CacheUnavailableError, DiskFullError
 from .fsutil import atomic_write_text
-from .paths import feature_cache_dir
+from .paths import feature_cache_dir, shared_feature_dirs
 
 logger = logging.getLogger("tplib")
 
@@ -310,12 +316,31 @@ def _drop_damaged(entry: Path, reason: str) -> None:
 def load(key: str):
     """(arrays, valid mask, skipped, entry) for a finished, intact entry, or None.
 
-    Each layer file's checksum and NaN/inf row count are checked against
-    ``meta.json``. A damaged entry (see the module docstring) is reported on the
-    ``"tplib"`` logger and removed, and None is returned: the caller recomputes.
-    An entry this process may not read (permissions) is reported and left alone.
+    The user's own cache first, then each read-only class cache of
+    ``$TPLIB_SHARED_CACHE`` (:func:`tplib.paths.shared_feature_dirs`). Each layer
+    file's checksum and NaN/inf row count are checked against ``meta.json``. A damaged
+    entry of the user's cache is reported on the ``"tplib"`` logger and removed; a
+    damaged class-cache entry is reported and left alone (it is not the user's to
+    remove). None means: compute the rows (into the user's own cache), and when class
+    caches are configured, the logger says that they did not hold them.
     """
-    entry = entry_path(key)
+    hit = _load_entry(entry_path(key), shared=False)
+    if hit is not None:
+        return hit
+    shared = shared_feature_dirs()
+    for folder in shared:
+        hit = _load_entry(folder / key, shared=True)
+        if hit is not None:
+            return hit
+    if shared:
+        logger.warning(f"features {key} are not in the class cache "
+                       f"({', '.join(str(f.parent) for f in shared)}): computing them into your own "
+                       f"cache {feature_cache_dir()}")
+    return None
+
+
+def _load_entry(entry: Path, shared: bool):
+    """:func:`load` for one entry folder; ``shared``: a class cache, never modified."""
     try:
         if not os.path.lexists(entry):
             return None
@@ -343,11 +368,13 @@ def load(key: str):
         logger.warning(f"feature cache entry {entry} cannot be read ({exc.strerror}); "
                        "computing the features again")
         return None
-    except _Damaged as exc:
-        _drop_damaged(entry, str(exc))
-        return None
-    except OSError as exc:
-        _drop_damaged(entry, f"unreadable: {exc.strerror or exc}")
+    except (_Damaged, OSError) as exc:
+        reason = str(exc) if isinstance(exc, _Damaged) else f"unreadable: {exc.strerror or exc}"
+        if shared:
+            logger.warning(f"class cache entry {entry} is damaged ({reason}); ignoring it and "
+                           "computing the features into your own cache (tell whoever warmed it)")
+        else:
+            _drop_damaged(entry, reason)
         return None
     return arrays, valid, skipped, entry
 

@@ -36,3 +36,18 @@ def torch_checkpoint_dir() -> Path:
     import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+SHARED_CACHE_ENV = "TPLIB_SHARED_CACHE"
+
+
+def shared_feature_dirs() -> list[Path]:
+    """Read-only class caches of features, consulted after the user's own.
+
+    ``$TPLIB_SHARED_CACHE`` names one or more folders (separated by ``os.pathsep``),
+    each laid out like ``$TPLIB_CACHE`` (an instructor warms one with
+    ``tools/warm_class_cache.py``); their ``features/`` subfolders are returned. tplib
+    never writes there: what is missing is computed into the user's own cache.
+    """
+    env = os.environ.get(SHARED_CACHE_ENV, "")
+    return [Path(p).expanduser() / "features" for p in env.split(os.pathsep) if p.strip()]
