@@ -100,8 +100,9 @@ def weights_digest(model) -> str:
     The sum changes when any single value changes (each word is a term of it), and
     summing integers is exact, so the digest does not depend on the order of the
     additions, the thread count or the device; the sampled words catch values that
-    swapped places. VGG16's 138 M parameters take about 0.1 s here (a streaming hash
-    of the same 553 MB took 0.3-1 s), EfficientNet-Lite0 a few milliseconds.
+    swapped places. Measured on these 2 cores: VGG16's 138 M parameters (553 MB) in
+    0.07-0.16 s, EfficientNet-Lite0 in 0.01-0.04 s (for 400 MB, zlib's CRC-32 took
+    0.27 s and torch's integer sum 0.5-0.9 s).
     """
     import torch
 
