@@ -127,14 +127,15 @@ def check_n_classes(n_classes, loss: str = "ce") -> int:
 
 
 def check_labels(y, name: str, *, n_classes: int | None = None, loss: str = "ce",
-                 n_rows: int | None = None, min_classes: int = 1) -> np.ndarray:
+                 n_rows: int | None = None, min_classes: int = 1,
+                 unknown_ok: bool = False) -> np.ndarray:
     """(n,) int64 class indices, or an :class:`InputError` naming ``name`` ("y_train", ...).
 
     Refused: labels that are not integers (strings; floats, which torch would
     truncate), negative ones (-1 marks files without a class), ones >= ``n_classes``,
     ones outside {0, 1} with ``loss="bce"``, a length other than ``n_rows``, and fewer
     than ``min_classes`` distinct classes (2 for training data: one class scores 1.0
-    and teaches nothing).
+    and teaches nothing). ``unknown_ok``: -1 (no class) is allowed, for decoding only.
     """
     if hasattr(y, "detach"):  # a torch tensor
         y = y.detach().cpu().numpy()
@@ -149,7 +150,7 @@ def check_labels(y, name: str, *, n_classes: int | None = None, loss: str = "ce"
         raise InputError(f"{name} must hold integer class indices 0..K-1, not {y.dtype} "
                          "(map class names to indices first, e.g. split.classes.index(name))")
     y = y.astype(np.int64, copy=False)
-    if len(y) and y.min() < 0:
+    if len(y) and y.min() < (-1 if unknown_ok else 0):
         raise InputError(f"{name} holds negative labels ({int(y.min())}): class indices start at 0 "
                          "(-1 marks files without a class folder: drop those rows)")
     if loss == "bce" and len(y) and y.max() > 1:

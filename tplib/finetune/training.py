@@ -24,11 +24,13 @@ from .runtime import model_device, seeded, training_device
 from .settings import DEFAULTS, check_count, check_labels, check_n_classes, check_training
 
 
-def split_parts(images, name: str = "images") -> tuple[list[Path], np.ndarray]:
+def split_parts(images, name: str = "images", *, unknown_ok: bool = False,
+                ) -> tuple[list[Path], np.ndarray]:
     """A data split (``.paths``, ``.labels``) or a (paths, labels) pair: (paths, (n,) int64).
 
     The labels must be integer class indices >= 0, one per path (:func:`check_labels`);
-    ``name`` ("train", "val", ...) is used in the messages.
+    ``name`` ("train", "val", ...) is used in the messages; ``unknown_ok`` lets -1
+    (no class) through, for decoding alone.
     """
     if hasattr(images, "paths") and hasattr(images, "labels"):
         paths, labels = images.paths, images.labels
@@ -40,7 +42,7 @@ def split_parts(images, name: str = "images") -> tuple[list[Path], np.ndarray]:
     if isinstance(paths, (str, Path)):
         raise InputError(f"{name}: give a list of image paths, not one path ({paths})")
     paths = [Path(p) for p in paths]
-    return paths, check_labels(labels, f"{name} labels", n_rows=len(paths))
+    return paths, check_labels(labels, f"{name} labels", n_rows=len(paths), unknown_ok=unknown_ok)
 
 
 def check_split(images, name: str, *, n_classes: int | None = None, loss: str = "ce",
@@ -93,7 +95,7 @@ def decode_images(images, preprocess: Preprocess, *, threads: int = DEFAULTS.thr
 
     from ..features import iter_batches
 
-    paths, labels = split_parts(images)
+    paths, labels = split_parts(images, unknown_ok=True)  # decoding needs no class
     check_count("threads", threads)
     batches, keep, skipped = [], [], []
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not default_progress(progress),
