@@ -18,10 +18,11 @@ from pathlib import Path
 
 from .catalog import DEFAULT_DATASET
 from .defaults import DEFAULT_C
-from .engine import Engine, OptionError, check_C
-from .errors import DataError, MissingWeightsError, TplibError
+from .engine import Engine
+from .errors import DataError, MissingWeightsError, OptionError, TplibError
 from .profile import get_profile, profile_defaults
 from .registry import DEFAULT_NETWORK, DEFAULT_WEIGHTS, check_weights, get_spec
+from .svm import RANDOM_STATE, check_C, svm_fit_score
 
 logger = logging.getLogger("tplib")
 
@@ -111,7 +112,7 @@ class LabResult:
 def check_options(opts: LabOptions):
     """Check every option before any work; returns (profile, engine, C).
 
-    Raises :class:`~tplib.engine.OptionError` (or another :class:`TplibError`) with a
+    Raises :class:`~tplib.errors.OptionError` (or another :class:`TplibError`) with a
     one-line message for a value that cannot work.
     """
     profile = get_profile(opts.profile)
@@ -188,7 +189,6 @@ def run_lab(opts: LabOptions) -> LabResult:
     """Run the whole lab once; returns the :class:`LabResult` (also written to disk)."""
     from .features import extract_features
     from .report import write_report
-    from .svm import RANDOM_STATE, svm_fit_score
 
     profile, engine, C = check_options(opts)
     download, progress = profile_defaults(profile, download=opts.download, progress=opts.progress)
