@@ -17,6 +17,10 @@ solution cell), after a header of comment lines:
                              of the solution cell's text that picks the exercise
 
 Anything else in the header is a note for the reader.
+
+Of the notebook's own cells, only those the exercises need run (:func:`cells_to_run`):
+plots, widgets and slow demonstrations that no exercise reads are left out, and so are
+the cells nbval skips (``# NBVAL_SKIP``).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ OK_MARK, NO_MARK = "✔", "✘"
 DEFAULT_TIMEOUT = 120.0
 #: Cells the corpus never runs: the ones nbval skips too.
 SKIP_MARKERS = ("# NBVAL_SKIP",)
+CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
 
 
 class CorpusError(Exception):
@@ -254,9 +259,9 @@ def cells_to_run(cells: list[str], extra: list[str]) -> set[int]:
     for i, src in enumerate(cells):
         if "### BEGIN SOLUTION" in src:
             roots.add(i)
-            roots.update(j for j in range(i + 1, len(cells))
-                         if re.search(r"\bcheck_\w+\s*\(", cells[j]) and j == next(
-                             k for k in range(i + 1, len(cells)) if re.search(r"\bcheck_\w+\s*\(", cells[k])))
+            check = next((j for j in range(i + 1, len(cells)) if CHECK_CALL.search(cells[j])), None)
+            if check is not None:
+                roots.add(check)
     last = max(roots)
     needed: set[str] = set()
     for code in extra:
