@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
+from tplib import checks
 from tplib import going_further as gf
 from tplib.features import Features
 from tplib.svm import l2_normalize, svm_fit_score
@@ -159,11 +160,11 @@ def _sweep(train, test, fit="train", score="test", l2=True, layer_of=None, scale
 
 def test_check_layer_sweep_right(feats):
     train, test = feats
-    v = gf.check_layer_sweep(_sweep(train, test), train, test, LAYERS)
+    v = checks.check_layer_sweep(_sweep(train, test), train, test, LAYERS)
     assert v.ok and "3 layers" in v.message
     results = {layer: svm_fit_score(train[layer], train.labels, test[layer], test.labels)
                for layer in LAYERS}
-    assert gf.check_layer_sweep(results, train, test, LAYERS).ok  # SVMResult values too
+    assert checks.check_layer_sweep(results, train, test, LAYERS).ok  # SVMResult values too
 
 
 @pytest.mark.parametrize("mistake, hint", [
@@ -176,32 +177,32 @@ def test_check_layer_sweep_right(feats):
 ])
 def test_check_layer_sweep_names_the_mistake(feats, mistake, hint):
     train, test = feats
-    v = gf.check_layer_sweep(_sweep(train, test, **mistake), train, test, LAYERS)
+    v = checks.check_layer_sweep(_sweep(train, test, **mistake), train, test, LAYERS)
     assert not v.ok and hint in v.message, v
 
 
 def test_check_layer_sweep_missing_and_odd(feats):
     train, test = feats
     good = _sweep(train, test)
-    v = gf.check_layer_sweep({k: good[k] for k in LAYERS[1:]}, train, test, LAYERS)
+    v = checks.check_layer_sweep({k: good[k] for k in LAYERS[1:]}, train, test, LAYERS)
     assert not v.ok and "no accuracy for layer(s) low" in v.message
-    v = gf.check_layer_sweep(dict(good, extra=0.5), train, test, LAYERS)
+    v = checks.check_layer_sweep(dict(good, extra=0.5), train, test, LAYERS)
     assert not v.ok and "unknown layer" in v.message
-    v = gf.check_layer_sweep({i: a for i, a in enumerate(good.values())}, train, test, LAYERS)
+    v = checks.check_layer_sweep({i: a for i, a in enumerate(good.values())}, train, test, LAYERS)
     assert not v.ok and "layer names" in v.message
     for odd in (None, "0.9", [0.9], {}, float("nan")):
-        v = gf.check_layer_sweep(odd, train, test, LAYERS)
+        v = checks.check_layer_sweep(odd, train, test, LAYERS)
         assert not v.ok
-    v = gf.check_layer_sweep(dict(good, low="high"), train, test, LAYERS)
+    v = checks.check_layer_sweep(dict(good, low="high"), train, test, LAYERS)
     assert not v.ok and "should be a number" in v.message
-    v = gf.check_layer_sweep(good, train, test, LAYERS + ["absent"])
+    v = checks.check_layer_sweep(good, train, test, LAYERS + ["absent"])
     assert not v.ok and "not in these features" in v.message
-    v = gf.check_layer_sweep(good, None, test, LAYERS)  # context validated by the guard
+    v = checks.check_layer_sweep(good, None, test, LAYERS)  # context validated by the guard
     assert not v.ok and "train should be" in v.message
     # the expected values never appear in a verdict
     ref = _sweep(train, test)
     wrong = {k: 0.5 for k in LAYERS}
-    v = gf.check_layer_sweep(wrong, train, test, LAYERS)
+    v = checks.check_layer_sweep(wrong, train, test, LAYERS)
     assert not v.ok and all(f"{a:.3f}" not in v.message for a in ref.values())
 
 
@@ -238,9 +239,9 @@ def test_check_pca_svm_right(feats):
         model.fit(X_train, y_train)
         return model.score(X_test, y_test), time.perf_counter() - start
 
-    v = gf.check_pca_svm(pipeline, _results(pipeline, train, test), train, test, "mid")
+    v = checks.check_pca_svm(pipeline, _results(pipeline, train, test), train, test, "mid")
     assert v.ok, v
-    v = gf.check_pca_svm(_pca_answer(), _results(_pca_answer(), train, test), train, test, "mid")
+    v = checks.check_pca_svm(_pca_answer(), _results(_pca_answer(), train, test), train, test, "mid")
     assert v.ok, v
 
 
@@ -253,7 +254,7 @@ def test_check_pca_svm_right(feats):
 def test_check_pca_svm_names_the_mistake(feats, answer, hint):
     train, test = feats
     fn = _pca_answer(**answer)
-    v = gf.check_pca_svm(fn, _results(_pca_answer(), train, test), train, test, "mid")
+    v = checks.check_pca_svm(fn, _results(_pca_answer(), train, test), train, test, "mid")
     assert not v.ok and hint in v.message, v
 
 
@@ -261,37 +262,37 @@ def test_check_pca_svm_timing_and_results(feats):
     train, test = feats
     right = _pca_answer()
     results = _results(right, train, test)
-    v = gf.check_pca_svm(right, {n: (a, 0.0) for n, (a, _) in results.items()}, train, test, "mid")
+    v = checks.check_pca_svm(right, {n: (a, 0.0) for n, (a, _) in results.items()}, train, test, "mid")
     assert not v.ok and "0.0 s" in v.message
-    v = gf.check_pca_svm(_pca_answer(clock="nothing"), results, train, test, "mid")
+    v = checks.check_pca_svm(_pca_answer(clock="nothing"), results, train, test, "mid")
     assert not v.ok and "clock" in v.message
     n_train = len(train.labels)
-    v = gf.check_pca_svm(right, {**results, n_train + 5: (0.9, 0.1)}, train, test, "mid")
+    v = checks.check_pca_svm(right, {**results, n_train + 5: (0.9, 0.1)}, train, test, "mid")
     assert not v.ok and f"at most {n_train}" in v.message
-    v = gf.check_pca_svm(right, {n: a for n, (a, _) in results.items()}, train, test, "mid")
+    v = checks.check_pca_svm(right, {n: a for n, (a, _) in results.items()}, train, test, "mid")
     assert not v.ok and "(test accuracy, fit seconds)" in v.message
 
     def percent(*args):
         acc, s = right(*args)
         return 100 * acc, s
 
-    assert "percentage" in gf.check_pca_svm(percent, results, train, test, "mid").message
+    assert "percentage" in checks.check_pca_svm(percent, results, train, test, "mid").message
 
     def raises(*args):
         raise ValueError("n_components=64 must be between 0 and min(n_samples, n_features)")
 
-    v = gf.check_pca_svm(raises, results, train, test, "mid")
+    v = checks.check_pca_svm(raises, results, train, test, "mid")
     assert not v.ok and "raised ValueError" in v.message
-    assert not gf.check_pca_svm(None, results, train, test, "mid").ok
+    assert not checks.check_pca_svm(None, results, train, test, "mid").ok
 
 
 # ------------------------------------------------------------------ check_experiment
 def test_check_experiment():
     h = "Logistic regression will score within two points of the SVM on these features."
-    assert gf.check_experiment(h, {"svm": 0.90, "logreg": 0.91}).ok
-    assert "write the hypothesis" in gf.check_experiment("", {"a": 0.9, "b": 0.8}).message
-    assert "at least 8 words" in gf.check_experiment("it works better", {"a": 0.9, "b": 0.8}).message
-    assert "at least two settings" in gf.check_experiment(h, {"a": 0.9}).message
-    assert "percentage" in gf.check_experiment(h, {"a": 90.0, "b": 80.0}).message
-    assert "should be a test accuracy" in gf.check_experiment(h, {"a": "high", "b": 0.8}).message
-    assert not gf.check_experiment(h, {}).ok and not gf.check_experiment(None, None).ok
+    assert checks.check_experiment(h, {"svm": 0.90, "logreg": 0.91}).ok
+    assert "write the hypothesis" in checks.check_experiment("", {"a": 0.9, "b": 0.8}).message
+    assert "at least 8 words" in checks.check_experiment("it works better", {"a": 0.9, "b": 0.8}).message
+    assert "at least two settings" in checks.check_experiment(h, {"a": 0.9}).message
+    assert "percentage" in checks.check_experiment(h, {"a": 90.0, "b": 80.0}).message
+    assert "should be a test accuracy" in checks.check_experiment(h, {"a": "high", "b": 0.8}).message
+    assert not checks.check_experiment(h, {}).ok and not checks.check_experiment(None, None).ok

@@ -31,8 +31,12 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
 
 from .registry import get_spec
+from .svm import RANDOM_STATE, l2_normalize
 
 OK_MARK, NO_MARK = "✔", "✘"
 
@@ -1745,6 +1749,313 @@ def check_evaluate(evaluate: Function) -> Verdict:
             return failed("wrong accuracy for a one-logit head (class 1 when the logit is > 0)")
         return failed("wrong accuracy for a head with one score per class (argmax)")
     return passed("eval mode, no gradients, right accuracy for K scores and for one logit")
+
+
+# =============================================================================
+# Notebook 05: the layer sweep, PCA + SVM, and the open experiments.
+# =============================================================================
+# Kinds of the student's answers and of what the notebook supplies.
+AccuracyDict = Kind("a dict {layer: test accuracy}", lambda v: isinstance(v, Mapping) and bool(v))
+PcaResults = Kind("a dict {n_components: (test accuracy, fit seconds)}",
+                  lambda v: isinstance(v, Mapping) and bool(v))
+Text = Kind("a sentence (a str)", lambda v: isinstance(v, str) and bool(v.strip()))
+Results = Kind("a dict {setting: test accuracy}", lambda v: isinstance(v, Mapping) and bool(v))
+Layers = Kind("a list of layer names", lambda v: isinstance(v, (list, tuple)) and bool(v)
+              and all(isinstance(x, str) for x in v), context=True)
+LayerStr = Kind("a layer name (a str)", lambda v: isinstance(v, str), context=True)
+
+
+def _accuracy_of(value):
+    """A float from a number, a 0-d array or an object with ``.accuracy``; else None."""
+    if hasattr(value, "accuracy") and not isinstance(value, (numbers.Number, np.ndarray)):
+        value = value.accuracy
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if hasattr(value, "shape") and tuple(getattr(value, "shape", ())) == () and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return None
+
+
+def _missing_layers(train, test, layers):
+    gone = [layer for layer in layers if layer not in train.arrays or layer not in test.arrays]
+    if gone:
+        return failed(f"layer(s) {', '.join(map(repr, gone))} are not in these features (they hold "
+                      f"{', '.join(train.arrays)})")
+    return None
+
+
+def check_layer_sweep(scores: AccuracyDict, train: Split, test: Split, layers: Layers) -> Verdict:
+    """Notebook 05: ``{layer: test accuracy}`` of ``LinearSVC(C=1)`` on every layer.
+
+    Args:
+        scores: the student's dict, one accuracy (a fraction) per layer of ``layers``;
+            an :class:`tplib.svm.SVMResult` per layer is accepted too.
+        train, test: the sweep's :class:`tplib.features.Features` (all layers).
+        layers: the layers the loop had to cover.
+
+    The reference is :func:`tplib.svm_fit_score` per layer (L2 rows, C=1, fixed seed);
+    each accuracy within 1 point (at least 2 test images) passes. Names a missing or
+    unknown layer, percentages, one layer's features reused for every layer, an SVM
+    fitted on the test split or scored on its own training images, train and test
+    swapped, and rows that were not L2-normalised.
+    """
+    from .svm import fit_and_score, make_svm, svm_fit_score
+
+    if not isinstance(scores, Mapping) or not scores:
+        return failed(f"scores should be a dict {{layer: test accuracy}}, got {_what(scores)}")
+    bad = _missing_layers(train, test, layers)
+    if bad is not None:
+        return bad
+    keys = list(scores)
+    if not all(isinstance(k, str) for k in keys):
+        return failed("the keys should be the layer names (the loop's `layer`), e.g. "
+                      f"{layers[0]!r}, not {_what(keys[0])}")
+    missing = [layer for layer in layers if layer not in scores]
+    if missing:
+        return failed(f"no accuracy for layer(s) {', '.join(missing)}: the loop must cover every "
+                      "layer in LAYERS")
+    extra = [k for k in keys if k not in layers]
+    if extra:
+        return failed(f"unknown layer name(s) {', '.join(map(repr, extra))}: use the names in LAYERS")
+    values = {}
+    for layer in layers:
+        v = _accuracy_of(scores[layer])
+        if v is None or not math.isfinite(v):
+            return failed(f"the accuracy of {layer!r} should be a number (e.g. svm.score(X_test, "
+                          f"y_test)), got {_what(scores[layer])}")
+        values[layer] = v
+    if any(1.0 < v <= 100.0 for v in values.values()):
+        return failed("accuracies as percentages: give fractions between 0 and 1 (svm.score gives one)")
+    if any(not 0.0 <= v <= 1.0 for v in values.values()):
+        return failed("every accuracy must lie between 0 and 1")
+    got = np.array([values[layer] for layer in layers])
+    ytr, yte = train.labels, test.labels
+    tol = max(0.01, 2.0 / len(yte))
+    ref = np.array([svm_fit_score(train[la], ytr, test[la], yte, C=1).accuracy for la in layers])
+    if np.all(np.abs(got - ref) <= tol):
+        return passed(f"the test accuracy of all {len(layers)} layers as expected (L2 rows, "
+                      "LinearSVC(C=1) fitted on the training split, scored on the test split)")
+
+    def variant(fit, score, l2=True):
+        acc = []
+        for la in layers:
+            data = {"train": (train[la], ytr), "test": (test[la], yte)}
+            (Xf, yf), (Xs, ys) = data[fit], data[score]
+            if l2:
+                Xf, Xs = l2_normalize(Xf), l2_normalize(Xs)
+            acc.append(fit_and_score(make_svm(1.0), Xf, yf, Xs, ys).accuracy)
+        return np.array(acc)
+
+    suspects = [
+        (lambda: variant("train", "train"), "the SVM was scored on the images it was fitted on: "
+         "fit on the training rows, score on the test rows"),
+        (lambda: variant("test", "train"), "train and test swapped: fit on sweep_train's rows and "
+         "y_train, score on sweep_test's rows and y_test"),
+        (lambda: variant("test", "test"), "the SVM was fitted on the test split: fit on the "
+         "training rows (sweep_train[layer], y_train)"),
+        (lambda: variant("train", "test", l2=False), "this is what rows without L2 normalisation "
+         "give: normalise each layer's rows (tplib.l2_normalize) before the SVM"),
+    ]
+    computed = [(fn(), hint) for fn, hint in suspects]
+    for acc, hint in computed:
+        if np.all(np.abs(got - acc) <= 1e-9):
+            return failed(hint)
+    if len(layers) > 1 and np.ptp(got) < 1e-12 and np.ptp(ref) > tol:
+        return failed("every layer has the same accuracy: the loop reuses one layer's features; "
+                      "read the loop's own layer, sweep_train[layer] and sweep_test[layer]")
+    for acc, hint in computed:
+        if np.all(np.abs(got - acc) <= tol):
+            return failed(hint)
+    wrong = [la for la, g, r in zip(layers, got, ref) if abs(g - r) > tol]
+    return failed(f"the accuracy of {', '.join(wrong)} is more than {100 * tol:.1f} points away "
+                  "from what these features give with L2 rows and LinearSVC(C=1) fitted on the "
+                  "training split")
+
+
+def _pca_reference(n, Xtr, ytr, Xte, yte, fit_on):
+    """Test accuracy of L2 -> PCA(n) -> LinearSVC(C=1) with PCA fitted on ``fit_on``:
+    "train" (the lab's), "both" (train + test), "test", or "no_l2" (train, raw rows)."""
+    from sklearn.decomposition import PCA
+
+    from .svm import fit_and_score, make_svm
+
+    ntr, nte = l2_normalize(Xtr), l2_normalize(Xte)
+    if fit_on == "no_l2":
+        pca = PCA(n, random_state=RANDOM_STATE).fit(Xtr)
+        return fit_and_score(make_svm(1.0), pca.transform(Xtr), ytr, pca.transform(Xte), yte).accuracy
+    rows = {"train": ntr, "test": nte, "both": np.vstack([ntr, nte])}[fit_on]
+    pca = PCA(n, random_state=RANDOM_STATE).fit(rows)
+    return fit_and_score(make_svm(1.0), pca.transform(ntr), ytr, pca.transform(nte), yte).accuracy
+
+
+def _pca_probe(seed: int = 0, per_class: int = 20, d: int = 24):
+    """Generated rows on which each usual PCA mistake gives a very different accuracy.
+
+    3 classes, 20 + 20 rows of 24 values: a large common offset, the classes on a
+    circle in two dimensions, every row scaled by a random length (so only L2 rows show
+    the classes to a 2-component PCA), and noise of large variance along one direction
+    in the test rows only (so a PCA fitted on them keeps the noise). With 2 components:
+    about 0.98 when PCA is fitted on the L2 training rows, 0.3 on train + test or on
+    test, 0.5 without L2. Returns (X_train, y_train, X_test, y_test), float32 / int64.
+    """
+    rng = np.random.RandomState(seed)
+    angle = 2 * np.pi * np.arange(3) / 3
+    means = np.zeros((3, d))
+    means[:, 1], means[:, 2] = 2 * np.cos(angle), 2 * np.sin(angle)
+
+    def rows(noisy):
+        y = np.repeat(np.arange(3), per_class)
+        X = 10 * np.eye(d)[0] + means[y] + 0.3 * rng.standard_normal((len(y), d))
+        if noisy:
+            X[:, 5] += 30.0 * rng.standard_normal(len(y))
+        X *= rng.lognormal(0.0, 1.0, size=(len(y), 1))
+        return X.astype(np.float32), y.astype(np.int64)
+
+    return (*rows(False), *rows(True))
+
+
+def _run_pca_answer(fn, n, Xtr, ytr, Xte, yte):
+    """(accuracy, seconds, wall seconds) from the student's function, or a Verdict."""
+    t0 = time.perf_counter()
+    try:
+        out = _call(f"pca_svm_score({n}, X_train, y_train, X_test, y_test)", fn, n,
+                    Xtr.copy(), ytr.copy(), Xte.copy(), yte.copy())
+    except Exception as exc:  # noqa: BLE001 - the student's error, told in one line
+        return _raised(f"pca_svm_score({n}, ...)", exc)
+    wall = time.perf_counter() - t0
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        return failed(f"pca_svm_score should return (test accuracy, fit seconds), got {_what(out)}")
+    acc, seconds = _accuracy_of(out[0]), _accuracy_of(out[1])
+    if acc is None or not math.isfinite(acc):
+        return failed(f"the accuracy returned should be a number, got {_what(out[0])}")
+    if 1.0 < acc <= 100.0:
+        return failed("the accuracy is a percentage: return a fraction between 0 and 1 "
+                      "(model.score gives one)")
+    if not 0.0 <= acc <= 1.0:
+        return failed("the accuracy must lie between 0 and 1")
+    if seconds is None or not math.isfinite(seconds):
+        return failed(f"the fit time returned should be a number of seconds, got {_what(out[1])}")
+    return acc, seconds, wall
+
+
+def check_pca_svm(pca_svm_score: Function, results: PcaResults, train: Split, test: Split,
+                  layer: LayerStr) -> Verdict:
+    """Notebook 05: PCA then ``LinearSVC(C=1)``, fitted on the training rows, timed.
+
+    Args:
+        pca_svm_score: the student's function ``(n_components, X_train, y_train, X_test,
+            y_test) -> (test accuracy, fit seconds)``. The check runs it (time-bounded)
+            on generated rows where each usual mistake gives a very different accuracy
+            (:func:`_pca_probe`), then on the real features with 16 components, and
+            compares with the lab's reference, :func:`tplib.pca_svm` (L2 rows, PCA,
+            the SVM; within 1 point, at least 2 test images, on the real features).
+        results: the student's ``{n_components: (accuracy, seconds)}``.
+        train, test: :class:`tplib.features.Features`; layer: the layer read.
+
+    Names: PCA fitted on train + test (a leak), PCA fitted on the test split, no L2
+    normalisation before PCA, more components than training images, a fit time that
+    measures nothing (0.0 s) or is a clock reading, percentages, the wrong return shape.
+    """
+    if not isinstance(results, Mapping) or not results:
+        return failed(f"results should be a dict {{n_components: (accuracy, seconds)}}, got "
+                      f"{_what(results)}")
+    if layer not in train.arrays or layer not in test.arrays:
+        return failed(f"layer {layer!r} is not in these features (they hold {', '.join(train.arrays)})")
+    Xtr, ytr, Xte, yte = train[layer], train.labels, test[layer], test.labels
+    n_max = min(Xtr.shape)
+    for n, value in results.items():
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            return failed(f"the keys of results should be numbers of components (ints), got {_what(n)}")
+        if n > n_max:
+            return failed(f"{n} components from {Xtr.shape[0]} training images of {Xtr.shape[1]} "
+                          f"values: PCA has at most {n_max}; a PCA that gave {n} was fitted on "
+                          "more rows than the training split (train + test?)")
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            return failed(f"results[{n}] should be (test accuracy, fit seconds), got {_what(value)}")
+        seconds = _accuracy_of(value[1])
+        if seconds is None or not math.isfinite(seconds) or seconds < 0:
+            return failed(f"the fit time of results[{n}] should be a number of seconds, got "
+                          f"{_what(value[1])}")
+        if seconds < 1e-4:
+            return failed(f"the fit time for {n} components reads {seconds:.1f} s: the clock was "
+                          "read around nothing; start it just before fit and read it just after")
+    probe = _pca_probe()
+    out = _run_pca_answer(pca_svm_score, 2, *probe)
+    if isinstance(out, Verdict):
+        return out
+    acc = out[0]
+    refs = {k: _pca_reference(2, *probe, k) for k in ("train", "both", "test", "no_l2")}
+    if abs(acc - refs["train"]) > 0.05:
+        hints = {"both": "PCA was fitted on the training AND test rows: the test images leaked "
+                         "into the model; fit the whole pipeline on X_train only",
+                 "test": "PCA was fitted on the test rows: fit it (the whole pipeline) on X_train, "
+                         "then only transform X_test",
+                 "no_l2": "this is what PCA without L2 normalisation gives: the lab normalises "
+                          "each row first (Normalizer() as the pipeline's first step)"}
+        nearest = min(hints, key=lambda k: abs(acc - refs[k]))
+        if abs(acc - refs[nearest]) <= 0.05:
+            return failed(hints[nearest])
+        return failed("on generated rows this pipeline does not behave like L2 rows -> "
+                      "PCA(n_components) -> LinearSVC(C=1) fitted on X_train only")
+    n = min(16, n_max)
+    out = _run_pca_answer(pca_svm_score, n, Xtr, ytr, Xte, yte)
+    if isinstance(out, Verdict):
+        return out
+    acc, seconds, wall = out
+    if seconds > wall + 1.0:
+        return failed(f"the fit time returned ({seconds:.3g}) is longer than the whole call: "
+                      "return a duration, the clock after fit minus the clock before it")
+    if seconds < max(1e-4, 0.02 * wall):
+        return failed(f"the fit time returned ({seconds:.4f} s) covers almost nothing of the "
+                      "call: start the clock just before fit and read it just after")
+    tol = max(0.01, 2.0 / len(yte))
+    if abs(acc - _pca_reference(n, Xtr, ytr, Xte, yte, "train")) > tol:
+        return failed(f"with {n} components the test accuracy is more than {100 * tol:.1f} "
+                      "points away from L2 rows -> PCA -> LinearSVC(C=1) fitted on X_train, "
+                      "y_train and scored on X_test, y_test")
+    return passed("PCA + LinearSVC fitted on the L2 training rows only, test accuracy as "
+                  "expected, fit timed")
+
+
+_PLACEHOLDERS = ("your hypothesis", "your answer", "todo", "...", "write it", "xxx")
+
+
+def check_experiment(hypothesis: Text, results: Results) -> Verdict:
+    """Notebook 05's open experiments: a hypothesis written down, and a comparison run.
+
+    Args:
+        hypothesis: one or two sentences written before running: what you expect and
+            why (a str of at least 8 words, not the template's placeholder).
+        results: ``{setting: test accuracy}`` with the baseline and at least one change
+            (fractions between 0 and 1).
+
+    It cannot judge the experiment itself; it checks that it is recorded so that its
+    conclusion can be compared with the hypothesis.
+    """
+    if not isinstance(hypothesis, str) or not hypothesis.strip():
+        return failed(f"write the hypothesis first, as a sentence in `hypothesis` (got "
+                      f"{_what(hypothesis)}): what you expect, and why")
+    if not isinstance(results, Mapping) or not results:
+        return failed(f"results should be a dict {{setting: test accuracy}}, got {_what(results)}")
+    text = " ".join(hypothesis.lower().split())
+    if any(text.startswith(p) or text == p for p in _PLACEHOLDERS) or len(text.split()) < 8:
+        return failed("the hypothesis should say what you expect and why, in a sentence (at "
+                      "least 8 words), written before you run the experiment")
+    if len(results) < 2:
+        return failed("results should hold at least two settings: the baseline and your change, "
+                      "measured the same way")
+    for name, value in results.items():
+        v = _accuracy_of(value)
+        if v is None or not math.isfinite(v):
+            return failed(f"results[{name!r}] should be a test accuracy (a number), got {_what(value)}")
+        if 1.0 < v <= 100.0:
+            return failed(f"results[{name!r}] is a percentage: give fractions between 0 and 1")
+        if not 0.0 <= v <= 1.0:
+            return failed(f"results[{name!r}] must lie between 0 and 1")
+    return passed(f"hypothesis written; {len(results)} settings measured: now compare the result "
+                  "with what you expected")
 
 
 # ============================================================ every public check is guarded
