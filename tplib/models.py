@@ -30,7 +30,17 @@ from torch import nn
 
 from .errors import DownloadError, LayerError, MissingWeightsError, WeightsError
 from .preprocess import Preprocess
-from .registry import NETWORK_NAMES, NETWORKS, SUBSTITUTE, NetworkSpec, check_weights, get_spec
+from .profile import profile_defaults
+from .registry import (
+    DEFAULT_NETWORK,
+    DEFAULT_WEIGHTS,
+    NETWORK_NAMES,
+    NETWORKS,
+    SUBSTITUTE,
+    NetworkSpec,
+    check_weights,
+    get_spec,
+)
 
 __all__ = [
     "Backbone", "FirstLayers", "VGG16relu7", "build_model", "first_layers", "mode_sensitive_layers",
@@ -335,16 +345,7 @@ def _lite_backbone(spec: NetworkSpec) -> Backbone:
 
 
 # ------------------------------------------------------------------- public API
-def _profile_defaults(download: bool | None, progress: bool | None) -> tuple[bool, bool]:
-    """``None`` means the active run profile's setting (see :mod:`tplib.profile`)."""
-    from .profile import active_profile
-
-    prof = active_profile()
-    return (prof.download if download is None else download,
-            prof.progress if progress is None else progress)
-
-
-def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
+def load_backbone(name: str = DEFAULT_NETWORK, weights: str = DEFAULT_WEIGHTS, *,
                   download: bool | None = None, progress: bool | None = None) -> Backbone:
     """Load the network ``name`` exactly as asked, in eval mode on the CPU.
 
@@ -367,12 +368,13 @@ def load_backbone(name: str = "vgg16", weights: str = "imagenet", *,
     if weights == "random":
         return _random_backbone(spec)
     if spec.family == "torchvision":
-        download, progress = _profile_defaults(download, progress)
+        download, progress = profile_defaults(download=download, progress=progress)
         return _torchvision_backbone(spec, download=download, progress=progress)
     return _lite_backbone(spec)
 
 
-def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download: bool | None = None,
+def resolve_backbone(name: str = DEFAULT_NETWORK, *, weights: str = DEFAULT_WEIGHTS,
+                     download: bool | None = None,
                      strict: bool = False, allow_random: bool = True,
                      progress: bool | None = None) -> Backbone:
     """The asked network, or a labelled replacement: the one fallback policy.
@@ -389,7 +391,7 @@ def resolve_backbone(name: str = "vgg16", *, weights: str = "imagenet", download
     """
     spec = get_spec(name)
     check_weights(weights)
-    download, progress = _profile_defaults(download, progress)
+    download, progress = profile_defaults(download=download, progress=progress)
     if weights == "random":
         backbone = load_backbone(name, weights="random")
         backbone.notes.append(f"RANDOM WEIGHTS (asked for): {spec.title} without pretraining, to "

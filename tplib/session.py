@@ -20,6 +20,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from .profile import Profile, get_profile, set_active_profile
+from .registry import DEFAULT_NETWORK, DEFAULT_WEIGHTS
 
 BLOCK_WIDTH = 88
 
@@ -84,7 +85,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(network: str | None = "vgg16", data: str | None = None, *, weights: str = "imagenet",
+def setup(network: str | None = DEFAULT_NETWORK, data: str | None = None, *, weights: str = DEFAULT_WEIGHTS,
           profile: str | None = None, strict: bool = False, split: int | None = None,
           quiet: bool = False) -> Session:
     """Set up a notebook (or a script) for the lab and say what is active.
