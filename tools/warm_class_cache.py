@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks (default: 04, 05, 06)")
     ap.add_argument("--profile", default="full", choices=("full", "quick", "ci"),
                     help="the run profile the students will use (default: full)")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # notebooks may follow --profile
     cache = args.cache.expanduser().absolute()
     cache.mkdir(parents=True, exist_ok=True)
     paths = args.notebooks or [p for pattern in DEFAULT_NOTEBOOKS
