@@ -42,7 +42,7 @@ VIEWS = {
     ],
 }
 # Notebook 06's view (learning curves of a new head) is driven headless in
-# tests/test_widgets_06.py and under ipywidgets 7.7.1 in tests/test_widgets_compat.py: a
+# tests/test_widgets.py and under ipywidgets 7.7.1 in tests/test_widgets_compat.py: a
 # browser run of 06 would retrain its end-to-end models (about a minute of the 4-minute
 # budget of the browser tests in CI).
 

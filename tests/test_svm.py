@@ -171,16 +171,6 @@ def test_C_is_bounded_to_what_liblinear_can_solve(blobs):
         assert 0.0 <= res.accuracy <= 1.0 and res.model.C == C
 
 
-def test_the_engine_still_answers_for_check_C():
-    """tplib.lab imports check_C from tplib.engine: the same check, bounds included."""
-    from tplib import engine, svm
-    from tplib.errors import OptionError
-
-    assert engine.check_C(2) == svm.check_C(2) == 2.0
-    with pytest.raises(OptionError, match="outside what LinearSVC can solve"):
-        engine.check_C(1e150)
-
-
 @pytest.mark.parametrize("folds", [1, 0, 2.5, True, "3", None])
 def test_folds_that_are_not_a_count_of_two_or_more_are_refused_before_scikit_learn(blobs, folds):
     from tplib.errors import OptionError

@@ -823,7 +823,7 @@ def check_vgg16relu7(cls: Class) -> Verdict:
     download: comparing two implementations needs no pretrained weights), makes
     ``cls(vgg16)`` and compares its output on a fixed random (2, 3, 224, 224) batch with
     relu7 (``classifier.4``) read by torchvision's feature extractor (the same as
-    :class:`tplib.VGG16relu7`). Then it changes fc7's bias in the network, makes a new
+    :class:`tplib.models.VGG16relu7`). Then it changes fc7's bias in the network, makes a new
     ``cls(vgg16)`` and requires the output to follow: the class must compute with the
     network it is given. Any float dtype of the output is fine.
     Usual mistakes named: flatten forgotten, classifier not cut (1000 outputs), cut one

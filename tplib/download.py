@@ -132,7 +132,7 @@ def _offline_hint(resource: Resource, dest_dir: Path) -> str:
     )
 
 
-def _network_reason(exc: BaseException, timeout: float) -> str:
+def network_reason(exc: BaseException, timeout: float) -> str:
     """A short human reason for a network failure."""
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
@@ -261,7 +261,7 @@ def fetch(
             except _NetworkFailure as failure:
                 cause = failure.args[0]
                 raise DownloadError(
-                    f"could not download {resource.url} ({_network_reason(cause, timeout)}). "
+                    f"could not download {resource.url} ({network_reason(cause, timeout)}). "
                     + _offline_hint(resource, dest_dir)
                 ) from cause
             except IntegrityError as exc:  # the server announced the wrong size

@@ -145,13 +145,3 @@ def resolve_threads(threads: int | None, device) -> int:
     if device.type == "cpu":
         return max(0, min(2, usable_cores() - torch.get_num_threads()))
     return 2
-
-
-def check_C(C) -> float:
-    """Kept for callers that still import it from here: see :func:`tplib.svm.check_C`."""
-    # C belongs to the classifier, not to the extraction engine; the import is deferred
-    # (and cheap: tplib.svm loads scikit-learn only when it fits) until every caller
-    # imports tplib.svm.check_C directly, then this goes.
-    from .svm import check_C as check
-
-    return check(C)

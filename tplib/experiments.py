@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .defaults import DEFAULT_C
 from .errors import MissingWeightsError
 from .registry import NETWORK_NAMES, get_spec
 
@@ -62,7 +63,7 @@ def _missing_file(name: str) -> str:
     return f"package {spec.weights}"
 
 
-def compare_networks(dataset, names: Iterable[str] = NETWORK_NAMES, *, C: float = 1.0,
+def compare_networks(dataset, names: Iterable[str] = NETWORK_NAMES, *, C: float = DEFAULT_C,
                      progress: bool | None = None) -> list[NetworkRow]:
     """Every network of ``names`` on ``dataset``: feature size, parameters, time, accuracy.
 

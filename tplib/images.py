@@ -169,14 +169,14 @@ def load_image_from(source: str | os.PathLike, *, timeout: float = 15.0) -> Imag
     import urllib.error
     import urllib.request
 
-    from .download import USER_AGENT, _network_reason
+    from .download import USER_AGENT, network_reason
 
     request = urllib.request.Request(text, headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = response.read(MAX_DOWNLOAD_BYTES + 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = _network_reason(exc, timeout)
+        reason = network_reason(exc, timeout)
         if isinstance(exc, urllib.error.HTTPError):
             exc.close()  # it holds the error page's socket
             hint = "Check the URL, or save the image and give its file path instead."

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from .defaults import DEFAULT_C
 from .errors import InputError, OptionError, TplibError  # noqa: F401 (also tplib.svm.InputError)
 
 if TYPE_CHECKING:
@@ -49,10 +50,11 @@ def check_C(C) -> float:
     except (TypeError, ValueError):
         raise OptionError(f"C must be a number > 0, not {C!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise OptionError(f"C must be a finite number > 0, not {C!r} (the lab uses C=1)")
+        raise OptionError(f"C must be a finite number > 0, not {C!r} (the lab uses C={DEFAULT_C:g})")
     if not C_MIN <= value <= C_MAX:
         raise OptionError(f"C={value:g} is outside what LinearSVC can solve: use a C from {C_MIN:g} "
-                          f"to {C_MAX:g} (the lab uses C=1; past 1e3 nothing changes on L2 rows)")
+                          f"to {C_MAX:g} (the lab uses C={DEFAULT_C:g}; past 1e3 nothing changes "
+                          "on L2 rows)")
     return value
 
 
@@ -122,7 +124,7 @@ def l2_normalize(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(norms, 1e-12)
 
 
-def make_svm(C: float = 1.0, random_state: int = RANDOM_STATE, max_iter: int = 10_000) -> "LinearSVC":
+def make_svm(C: float = DEFAULT_C, random_state: int = RANDOM_STATE, max_iter: int = 10_000) -> "LinearSVC":
     """``LinearSVC(C)`` with a fixed seed (see the module docstring)."""
     from sklearn.svm import LinearSVC
 
@@ -198,7 +200,7 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, n_classes: int | 
                      pred, fit_s, pred_s, estimator, notes)
 
 
-def svm_fit_score(X_train, y_train, X_test, y_test, C: float = 1.0, *, l2: bool = True,
+def svm_fit_score(X_train, y_train, X_test, y_test, C: float = DEFAULT_C, *, l2: bool = True,
                   n_classes: int | None = None) -> SVMResult:
     """The lab's classifier: L2-normalised rows, ``LinearSVC(C)``, test accuracy.
 
@@ -273,7 +275,7 @@ def search_C(X_train, y_train, Cs=(0.01, 0.1, 1.0, 10.0, 100.0), *, folds: int =
     return CSearch(float(grid.best_params_["C"]), scores)
 
 
-def pca_svm(n_components: int, C: float = 1.0) -> "Pipeline":
+def pca_svm(n_components: int, C: float = DEFAULT_C) -> "Pipeline":
     """L2-normalised rows -> ``PCA(n_components)`` (seeded) -> ``LinearSVC(C)``, one pipeline.
 
     The same L2 step as :func:`svm_fit_score`, then the projection; fit it on raw

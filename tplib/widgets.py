@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from .defaults import DEFAULT_C
+
 
 def _widgets():
     """The ipywidgets module, or a one-line error saying how to install it."""
@@ -316,7 +318,8 @@ def svm_line(result, layer: str, C: float, dim: int) -> str:
             f"{result.accuracy:.3f} ({result.n_correct}/{result.n_test}), fit {result.fit_seconds:.2f} s")
 
 
-def svm_explorer(train, test, layers=None, *, C: float = 1.0, C_range: tuple[float, float] = (-3.0, 2.0)):
+def svm_explorer(train, test, layers=None, *, C: float = DEFAULT_C,
+                 C_range: tuple[float, float] = (-3.0, 2.0)):
     """Notebook 05: a C slider and a layer picker over features computed once.
 
     Args:
