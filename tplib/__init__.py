@@ -38,9 +38,10 @@ _EXPORTS = {
     "TplibError": "errors",
 }
 _SUBMODULES = {"cache", "catalog", "checks", "data", "datasets", "defaults", "download",
-               "engine", "errors", "experiments", "features", "finetune", "fusion", "images",
-               "lab", "models", "paths", "predict", "preprocess", "profile", "registry",
-               "report", "samples", "session", "svm", "synthetic", "viz", "widgets"}
+               "engine", "errors", "experiments", "extraction", "features", "finetune", "fusion",
+               "going_further", "images", "lab", "models", "patches", "paths", "predict",
+               "preprocess", "profile", "registry", "report", "samples", "session", "svm",
+               "synthetic", "viz", "widgets"}
 
 __all__ = sorted(_EXPORTS)
 
