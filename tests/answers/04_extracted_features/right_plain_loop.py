@@ -1,0 +1,21 @@
+# expect: ✔
+# The notebook's loop with another batch size (75 images: a last batch of 5).
+def to_input(path):
+    img = Image.open(path).convert("RGB").resize((SIZE, SIZE), RESAMPLE)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+
+
+def extract(net, split, batch_size=10):
+    net.eval()
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(split.paths), batch_size):
+            batch = torch.stack([to_input(p) for p in split.paths[start:start + batch_size]])
+            rows.append(net(batch).numpy())
+    X = np.concatenate(rows)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), np.asarray(split.labels)
+
+
+X_train, y_train = extract(net, small.train)
+X_test, y_test = extract(net, small.test)

@@ -1,0 +1,20 @@
+# expect: ✘ ImageNet scores
+# The whole network instead of the cut one: the 1000 ImageNet scores.
+def to_input(path):
+    img = Image.open(path).convert("RGB").resize((SIZE, SIZE), RESAMPLE)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+
+
+def extract(model, split, batch_size=16):
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(split.paths), batch_size):
+            rows.append(model(torch.stack([to_input(p) for p in split.paths[i:i + batch_size]])).numpy())
+    X = np.concatenate(rows)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), split.labels
+
+
+X_train, y_train = extract(backbone.model, small.train)
+X_test, y_test = extract(backbone.model, small.test)
