@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The answer corpus holds notebook cells, not test modules (some names end in _test.py).
+collect_ignore_glob = ["answers/*"]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/oddimages.py
 
 # Browser tests: fixtures chromium, browser (headless Chromium) and screenshot_dir.
