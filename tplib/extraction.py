@@ -136,12 +136,11 @@ def cut_network(backbone: Backbone, layer: str | None = None) -> CutNetwork:
 # ===================================================================== the wrong variants
 @dataclass(frozen=True)
 class Variant:
-    """One usual way of getting the inputs (or the mode) wrong, and what to tell the student."""
+    """One usual way of getting the inputs wrong, and what to tell the student."""
 
     name: str
     message: str
-    make: Callable | None  # PIL image -> (3, H, W) float tensor; None: the right input
-    train_mode: bool = False
+    make: Callable  # PIL image -> the wrong (3, H, W) float tensor
 
 
 def _rgb(img):
@@ -187,7 +186,6 @@ def wrong_inputs(prep) -> list[Variant]:
     def norm(x, m=mean, s=std):
         return _normalised(x, m, s)
 
-    hint = "compare with MEAN and STD"
     out = [
         Variant("no_norm", "the inputs were not normalised (values in [0, 1]): subtract MEAN and "
                 "divide by STD, channel by channel", lambda img: _float_chw(resized(img))),
@@ -197,11 +195,11 @@ def wrong_inputs(prep) -> list[Variant]:
     ]
     if (mean, std) != (IMAGENET_MEAN, IMAGENET_STD):
         out.append(Variant("imagenet_stats", "normalised with ImageNet's mean and std (VGG16's "
-                           f"numbers), not this network's MEAN and STD ({hint})",
+                           "numbers), not this network's MEAN and STD",
                            lambda img: norm(_float_chw(resized(img)), IMAGENET_MEAN, IMAGENET_STD)))
     else:
-        out.append(Variant("half_stats", f"normalised with mean 0.5 and std 0.5, not this network's "
-                           f"MEAN and STD ({hint})",
+        out.append(Variant("half_stats", "normalised with mean 0.5 and std 0.5, not this network's "
+                           "MEAN and STD",
                            lambda img: norm(_float_chw(resized(img)), (0.5,) * 3, (0.5,) * 3)))
     out += [
         Variant("swapped_stats", "mean and std swapped: (x - STD) / MEAN instead of (x - MEAN) / STD",
