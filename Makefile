@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # The course data, if a copy sits beside the checkout; override: make run DATA=/path/to/15SceneData
 DATA ?= $(firstword $(wildcard ../shared/data/15SceneData))
 ARGS ?=
+# pytest workers for `make test`: the notebook kernels run in one, the other tests beside them
+JOBS ?= 2
 
 .PHONY: run quick test lint notebooks students bench clean-venv
 
@@ -21,7 +23,7 @@ quick: $(BIN)/tplib  ## a one-minute classroom demo (5 + 5 images per class)
 	$(BIN)/tplib run --quick $(if $(DATA),--data $(DATA)) $(ARGS)
 
 test: $(BIN)/tplib  ## the test suite (real-data tests need ../shared/data or TPLIB_REAL_DATA)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 notebooks: $(BIN)/tplib  ## run the solution notebooks in the ci profile, store outputs, regenerate students
 	$(BIN)/python tools/refresh_notebooks.py $(NB)

@@ -10,7 +10,8 @@ and in N kernels at once, each with its own empty ``TPLIB_CACHE`` and
 this run: the wall time of N against 1 (a ratio), each kernel's peak memory, how many
 feature matrices each kernel computed (entries written to its own cache: 0 when every
 matrix came from the class cache), whether the class cache was left as it was, and
-whether every kernel printed the same results. Exit status 1 when a kernel failed,
+whether every kernel printed the same results (compared as nbval compares them: times,
+rates and paths aside). Exit status 1 when a kernel failed,
 recomputed a matrix, changed the class cache or printed other numbers.
 """
 from __future__ import annotations
@@ -28,12 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Run in each kernel's process: the notebook, then its peak memory (the kernel's own).
 RUNNER = """
-import json, resource, sys
+import json, re, resource, sys
 sys.path.insert(0, {tools!r})
 from pathlib import Path
 from refresh_notebooks import execute, patch_message_waits
 import nbformat
+from nbval.plugin import get_sanitize_patterns
 patch_message_waits()
+# what nbval compares: times, rates and paths differ from kernel to kernel, results do not
+rules = get_sanitize_patterns(Path({sanitize!r}).read_text(encoding="utf-8"))
 path = Path({notebook!r})
 nb = nbformat.read(path, as_version=4)
 nb.cells.append(nbformat.v4.new_code_cell(
@@ -45,8 +49,17 @@ texts = []
 for cell in ran.cells:
     if cell.cell_type != "code" or "NBVAL_IGNORE_OUTPUT" in cell.source:
         continue
+    # one text per cell and stream: how a stream is cut into outputs depends on timing
+    parts = {{}}
     for out in cell.get("outputs", []):
-        texts.append(out.get("text", "") + out.get("data", {{}}).get("text/plain", ""))
+        key = out.get("name", "data")
+        text = out.get("text", "") + out.get("data", {{}}).get("text/plain", "")
+        parts[key] = parts.get(key, "") + text
+    for key in sorted(parts):
+        text = parts[key]
+        for regex, replace in rules:
+            text = re.sub(regex, replace, text)
+        texts.append(text)
 peak = next(int(t.split()[1]) for t in texts if t.startswith("PEAK_RSS_MB"))
 print(json.dumps({{"seconds": seconds, "peak_mb": peak,
                    "results": [t for t in texts if not t.startswith("PEAK_RSS_MB")]}}))
@@ -70,7 +83,7 @@ def run_kernel(notebook: Path, profile: str, class_cache: Path, work: Path) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TPLIB_CACHE"))}
     env.update(TPLIB_CACHE=str(work / "own-cache"), TPLIB_SHARED_CACHE=str(class_cache))
     script = RUNNER.format(tools=str(REPO / "tools"), notebook=str(notebook), workdir=str(work),
-                           profile=profile)
+                           profile=profile, sanitize=str(REPO / "notebooks" / "nbval_sanitize.cfg"))
     t0 = time.perf_counter()
     for _ in range(3):
         proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
@@ -103,6 +116,8 @@ def measure(kernels: int, profile: str, notebook: Path, cache: Path | None, work
                              range(kernels)))  # started a second apart, as students would
     wall_many = time.perf_counter() - t0
     runs = [single, *many]
+    first = single.get("results") or []
+    differing = sorted({text for r in runs for text in (r.get("results") or []) if text not in first})
     return {
         "kernels": kernels, "profile": profile, "notebook": notebook.name,
         "all_finished": all(r["ok"] for r in runs),
@@ -110,6 +125,7 @@ def measure(kernels: int, profile: str, notebook: Path, cache: Path | None, work
         "recomputed": sum(max(r["own_entries"], 0) for r in runs),
         "class_cache_unchanged": snapshot(cache) == before,
         "same_results": len({json.dumps(r.get("results")) for r in runs}) == 1,
+        "differing_outputs": differing[:5],
         "wall_1": single["wall"], "wall_n": wall_many,
         "peak_mb": [r.get("peak_mb") for r in runs],
         "matrices_in_class_cache": own_entries(cache),

@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 collect_ignore_glob = ["answers/*"]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/oddimages.py
 
+# `make test` runs two pytest workers (pytest-xdist) on the machine's cores: one torch
+# thread each, inherited by the notebook kernels they start, so that they do not fight
+# over the same cores (torch's threads spin while they wait).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
 # Browser tests: fixtures chromium, browser (headless Chromium) and screenshot_dir.
 from browser_harness import browser, chromium, screenshot_dir  # noqa: E402,F401
 
@@ -103,13 +111,55 @@ def image_folder(tmp_path):
     return root
 
 
-def pytest_collection_modifyitems(config, items):
-    """The answer corpus, then the browser tests, run after everything else: by then the
-    notebooks' nbval run has filled the feature cache they share (``TPLIB_NBVAL_CACHE``),
-    so the notebook cells they run read features instead of extracting them."""
-    def stage(item) -> int:
-        if item.get_closest_marker("browser") is not None:
-            return 2
-        return 1 if item.path.name == "test_answer_corpus.py" else 0
+#: The tests that run notebook kernels one after another, in this order: the solution
+#: notebooks under nbval, then the answer corpus, then the browser tests (by path from the
+#: checkout; ``make test`` runs two pytest workers, and one runs this whole chain).
+KERNEL_CHAIN = {
+    "notebooks": 0,
+    "tests/test_answer_corpus.py": 1,
+    "tests/test_browser.py": 2,
+    "tests/test_browser_notebooks.py": 2,
+    "tests/test_widgets_compat.py": 2,
+}
 
-    items.sort(key=stage)
+
+def _stage(path: str) -> int | None:
+    """The place in the kernels' chain of the test file at ``path`` (relative to the
+    checkout, as in a node id), or None for a file that runs on its own."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    if folder == "notebooks" and path.endswith(".ipynb"):
+        return KERNEL_CHAIN["notebooks"]
+    return KERNEL_CHAIN.get(path)
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The kernels' chain first, in its order: by the time the answer corpus and the
+    browser tests run, the nbval run has filled the feature cache they share
+    (``TPLIB_NBVAL_CACHE``), so the notebook cells they run read features instead of
+    extracting them; and it is the longest chain, so it starts at once."""
+    def order(item) -> tuple[int, int]:
+        stage = _stage(_file(item.nodeid))
+        return (1, 0) if stage is None else (0, stage)
+
+    items.sort(key=order)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` here: the kernels' chain is one group, run by one worker in
+    collection order; every other test file is a group of its own (module fixtures are
+    built once), handed to whichever worker is free."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class KernelChainScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = _file(nodeid)
+            return "kernel chain" if _stage(path) is not None else path
+
+    return KernelChainScheduling(config, log)

@@ -105,6 +105,6 @@ def test_four_kernels_run_notebook_04_on_one_class_cache(tmp_path, real_data_dir
     assert r["matrices_in_class_cache"] >= 2  # train and test at least
     assert r["recomputed"] == 0
     assert r["class_cache_unchanged"]
-    assert r["same_results"]
+    assert r["same_results"], r["differing_outputs"]
     print(f"4 kernels at once: {r['wall_n'] / r['wall_1']:.2f}x the wall time of 1; "
           f"peak memory {min(r['peak_mb'])}-{max(r['peak_mb'])} MB per kernel")
