@@ -18,7 +18,12 @@ every public ``check_*`` and ``expect_*`` function is wrapped by :func:`_guard`,
   a verdict about an odd value names what was given ("got None", "NaN", "an empty
   array"), never the expected value;
 - student code runs through :func:`_call`, under a time limit of :data:`TIME_LIMIT_S`
-  seconds per call: an endless loop gives a verdict instead of a hung kernel.
+  seconds per call: an endless loop gives a verdict instead of a hung kernel;
+- the one exception to "never raises", in the same wrapper: while nbgrader runs the
+  notebook to grade or validate it (:data:`GRADER_ENV` is ``autograde`` or ``validate``),
+  a ``✘`` verdict raises :class:`CheckFailed` (an ``AssertionError`` whose message is the
+  verdict's line), so the check cell, an nbgrader test, loses its points. A student
+  running the notebook never has that variable set and sees the one line.
 
 A student can therefore run a check cell as often as they like.
 """
@@ -28,6 +33,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +45,10 @@ from .registry import get_spec
 from .svm import RANDOM_STATE, l2_normalize
 
 OK_MARK, NO_MARK = "✔", "✘"
+
+#: The variable nbgrader sets while it executes a notebook: ``autograde`` when it grades
+#: a submission, ``validate`` when it validates one (unset when a student runs a cell).
+GRADER_ENV = "NBGRADER_EXECUTION"
 
 #: Seconds one call into student code may take before the check gives up on it, on
 #: top of five times what the check's own reference computation took on this machine
@@ -387,12 +397,12 @@ def _raised(what: str, exc: BaseException) -> Verdict:
 
 # ============================================================ the guard
 def _guard(check):
-    """Wrap a public check: arguments validated by kind, never an exception, bounded time."""
+    """Wrap a public check: arguments validated by kind, never an exception, bounded time;
+    under nbgrader a ``✘`` verdict raises :class:`CheckFailed` (:func:`_for_grader`)."""
     signature = inspect.signature(check)
     kinds = kinds_of(check)
 
-    @functools.wraps(check)
-    def guarded(*args, **kwargs):
+    def verdict_of(*args, **kwargs) -> Verdict:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -421,8 +431,27 @@ def _guard(check):
         _reset_allowance()
         return verdict
 
+    @functools.wraps(check)
+    def guarded(*args, **kwargs):
+        return _for_grader(verdict_of(*args, **kwargs))
+
     guarded.__wrapped__ = check
     return guarded
+
+
+class CheckFailed(AssertionError):
+    """A ``✘`` verdict while nbgrader grades or validates: the test cell fails.
+
+    An ``AssertionError``, the usual failure of an nbgrader test cell; its message is the
+    verdict's one line (what the student would have seen), shown in the feedback."""
+
+
+def _for_grader(verdict: Verdict) -> Verdict:
+    """The verdict, or :class:`CheckFailed` for a ``✘`` while nbgrader executes the
+    notebook (:data:`GRADER_ENV`): only then must a wrong answer fail its cell."""
+    if not verdict.ok and os.environ.get(GRADER_ENV) in ("autograde", "validate"):
+        raise CheckFailed(str(verdict))
+    return verdict
 
 
 def _as_int(value, allow_float: bool = True):
