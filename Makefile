@@ -28,7 +28,8 @@ test: $(BIN)/tplib  ## the test suite (real-data tests need ../shared/data or TP
 notebooks: $(BIN)/tplib  ## run the solution notebooks in the ci profile, store outputs, regenerate students
 	$(BIN)/python tools/refresh_notebooks.py $(NB)
 
-students: $(BIN)/tplib  ## regenerate notebooks/student/ from the solution notebooks
+students: $(BIN)/tplib  ## nbgrader metadata in the solutions, then regenerate notebooks/student/
+	$(BIN)/python tools/nbgrader_metadata.py
 	$(BIN)/python tools/student_notebooks.py
 
 lint: $(BIN)/tplib  ## ruff (configured in pyproject.toml)
