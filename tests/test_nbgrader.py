@@ -13,8 +13,9 @@ nbgrader's Gradebook API), generate feedback, export the grades to CSV.
 - ``cyd`` submits the notebooks untouched: zero.
 
 The points come from the notebooks' metadata (tools/nbgrader_metadata.py), so the test
-follows them. Run time on 2 cores: about 3 minutes (six notebook executions, the
-untouched ones stopping early at their first exercise's error).
+follows them. Run time: 144 s measured on 2 cores busy with another test run (six
+notebook executions, about 15 s for 01 and 40 s for 02 with a solution; nbgrader's own
+steps take a few seconds each). It prints its time.
 """
 from __future__ import annotations
 
