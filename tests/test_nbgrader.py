@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("nbgrader", reason="nbgrader is in the test extra (pip install -e .[test])")
+if importlib.util.find_spec("nbgrader") is None:  # a failure, never a silent skip
+    raise ImportError('nbgrader is missing: it is in the test extra (pip install -e ".[test]")')
 
 from answer_corpus import code_cells, locate_exercise, read_answer  # noqa: E402
 
