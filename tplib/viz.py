@@ -24,6 +24,7 @@ __all__ = [
     "plot_activation_maps",
     "plot_layer_curve",
     "plot_training_curves",
+    "plot_data_efficiency",
     "imagenet_denormalize",
     "plot_class_counts",
     "show_confused",
@@ -485,6 +486,40 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], title: str | No
 
 
 # ------------------------------------------------------------------------ tensors
+
+
+def plot_data_efficiency(rows: Sequence[Any], *, chance: float | None = None,
+                         title: str | None = None) -> Figure:
+    """Test accuracy against training photos per class, two models on one plot.
+
+    Args:
+        rows: :class:`tplib.finetune.efficiency.EfficiencyRow` items (``per_class``,
+            ``head_accuracy``, ``scratch_accuracy``), one per size.
+        chance: the accuracy of guessing (1 / number of classes), drawn as a line.
+        title: optional axes title.
+
+    Returns:
+        The Figure; x axis = photos per class (log scale), y axis = test accuracy.
+    """
+    fig = _new_figure((6.5, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    n = [r.per_class for r in rows]
+    ax.plot(n, [r.head_accuracy for r in rows], "o-", label="frozen pretrained base + new head")
+    ax.plot(n, [r.scratch_accuracy for r in rows], "s--", label="small CNN from scratch")
+    if chance is not None:
+        ax.axhline(chance, color="0.5", linestyle=":", linewidth=1, label=f"chance ({chance:.2f})")
+    ax.set_xscale("log")
+    ax.set_xticks(n, [str(v) for v in n])
+    ax.minorticks_off()
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("training photos per class")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def imagenet_denormalize(tensor: Any, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -35,7 +35,9 @@ training defaults, :data:`DEFAULTS`, and the argument check every path shares),
 ``results`` (what training and evaluation return: one shape), ``heads`` (heads on
 cached features), ``models`` (base + head), ``gray`` (grayscale fronts),
 ``checkpoints``, ``training`` (decoding, the end-to-end loop,
-:func:`train_new_head`), ``scratch`` (:class:`SmallCNN`). :func:`validation_split`
+:func:`train_new_head`), ``scratch`` (:class:`SmallCNN`), ``efficiency`` (test
+accuracy against training photos per class, frozen base + head vs :class:`SmallCNN`:
+:func:`data_efficiency`). :func:`validation_split`
 lives in :mod:`tplib.data`, :func:`train_mode_effect` in :mod:`tplib.models`; both
 are re-exported here, as is every name notebooks 05 and 06 use.
 
@@ -54,6 +56,7 @@ from __future__ import annotations
 from ..data import validation_split
 from ..models import TrainModeEffect, train_mode_effect
 from .checkpoints import load_checkpoint, save_checkpoint
+from .efficiency import EfficiencyRow, data_efficiency, efficiency_table
 from .gray import GrayToRGB, add_gray_front, gray_conv, grayscale_input
 from .heads import LOSSES, evaluate_head, loss_and_predictions, make_head, train_head, train_step
 from .models import FineTuneModel, attach_head, cut_base, forward_until
@@ -68,5 +71,6 @@ __all__ = [
     "train_model", "evaluate_model", "loss_and_predictions", "save_checkpoint",
     "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images", "train_new_head",
     "validation_split", "GrayToRGB", "add_gray_front", "gray_conv", "grayscale_input", "TrainModeEffect",
-    "train_mode_effect", "LOSSES", "PATHS", "DEFAULTS", "TrainingDefaults",
+    "train_mode_effect", "LOSSES", "PATHS", "DEFAULTS", "TrainingDefaults", "EfficiencyRow",
+    "data_efficiency", "efficiency_table",
 ]
