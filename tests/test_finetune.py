@@ -877,7 +877,7 @@ def test_every_result_has_the_same_shape(image_folder, lite0_random):
 
 # ------------------------------------------------------------------ the rooms
 ROOMS = ["runtime", "settings", "results", "heads", "models", "gray", "checkpoints", "training",
-         "scratch", "efficiency"]  # lowest first: a room imports only rooms before it
+         "scratch", "efficiency", "unfreezing"]  # lowest first: a room imports only rooms before it
 
 
 def test_each_room_imports_only_rooms_below_it_and_no_private_name():

@@ -522,6 +522,42 @@ def plot_data_efficiency(rows: Sequence[Any], *, chance: float | None = None,
     return fig
 
 
+def plot_unfreezing(comparison: Any, *, title: str | None = None) -> Figure:
+    """Test accuracy of each fine-tuning set-up, one dot per seed, the mean as a bar.
+
+    Args:
+        comparison: :class:`tplib.finetune.unfreezing.UnfreezeComparison` (``setups()``,
+            ``accuracies(k)``, ``label(k)``).
+        title: optional axes title.
+
+    Returns:
+        The Figure; x axis = set-ups (frozen base first), y axis = test accuracy, zoomed
+        on the measured range so that differences of a few photos stay visible.
+    """
+    fig = _new_figure((6.5, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    setups = comparison.setups()
+    names = []
+    for i, k in enumerate(setups):
+        acc = np.asarray(comparison.accuracies(k))
+        names.append(comparison.label(k, sep="\n"))
+        ax.bar(i, acc.mean(), width=0.6, color=f"C{i}", alpha=0.35)
+        ax.plot(np.full(len(acc), i) + np.linspace(-0.12, 0.12, len(acc)), acc, "o", color=f"C{i}",
+                label="one seed" if i == 0 else None)
+        ax.text(i, acc.max(), f"{acc.mean():.3f}", ha="center", va="bottom", fontsize=9)
+    every = np.concatenate([comparison.accuracies(k) for k in setups])
+    spread = max(every.max() - every.min(), 0.01)
+    ax.set_ylim(every.min() - 1.5 * spread, every.max() + 1.0 * spread)
+    ax.set_xticks(range(len(setups)), names)
+    ax.set_ylabel("test accuracy (zoomed: the axis does not start at 0)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def imagenet_denormalize(tensor: Any, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """Undo ``Normalize(mean, std)`` so a network input can be shown as an image.
 

@@ -37,7 +37,8 @@ cached features), ``models`` (base + head), ``gray`` (grayscale fronts),
 ``checkpoints``, ``training`` (decoding, the end-to-end loop,
 :func:`train_new_head`), ``scratch`` (:class:`SmallCNN`), ``efficiency`` (test
 accuracy against training photos per class, frozen base + head vs :class:`SmallCNN`:
-:func:`data_efficiency`). :func:`validation_split`
+:func:`data_efficiency`), ``unfreezing`` (the frozen base against its last blocks
+trained too, on augmented views, over seeds: :func:`unfreezing_comparison`). :func:`validation_split`
 lives in :mod:`tplib.data`, :func:`train_mode_effect` in :mod:`tplib.models`; both
 are re-exported here, as is every name notebooks 05 and 06 use.
 
@@ -64,6 +65,7 @@ from .results import PATHS, Evaluation, HeadResult, ScratchResult, TrainResult
 from .scratch import SmallCNN, train_from_scratch
 from .settings import DEFAULTS, TrainingDefaults
 from .training import decode_images, evaluate_model, train_model, train_new_head
+from .unfreezing import StoredViews, UnfreezeComparison, store_views, unfreezing_comparison
 
 __all__ = [
     "HeadResult", "TrainResult", "ScratchResult", "Evaluation", "make_head", "train_head",
@@ -72,5 +74,6 @@ __all__ = [
     "load_checkpoint", "SmallCNN", "train_from_scratch", "decode_images", "train_new_head",
     "validation_split", "GrayToRGB", "add_gray_front", "gray_conv", "grayscale_input", "TrainModeEffect",
     "train_mode_effect", "LOSSES", "PATHS", "DEFAULTS", "TrainingDefaults", "EfficiencyRow",
-    "data_efficiency", "efficiency_table",
+    "data_efficiency", "efficiency_table", "unfreezing_comparison", "store_views", "StoredViews",
+    "UnfreezeComparison",
 ]

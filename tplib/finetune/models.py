@@ -21,19 +21,18 @@ class _StopForward(Exception):
     """Raised by a forward hook to end a pass once the wanted module has run."""
 
 
-def forward_until(model: nn.Module, node: str, x: torch.Tensor) -> torch.Tensor:
-    """Run ``model`` on ``x`` up to the module ``node``; its output flattened, (N, d).
-
-    Gradients flow (unlike :class:`tplib.features.LayerTap`, which copies outputs for
-    extraction). The pass stops right after ``node``: nothing later runs.
-    """
+def _run_to(model: nn.Module, node: str, x: torch.Tensor, *, before: bool) -> torch.Tensor:
+    """Run ``model`` on ``x`` and stop at the module ``node``: its input (``before``) or
+    its output, as they are (gradients flow); nothing after it runs."""
     captured = []
 
-    def hook(module, inputs, output):
-        captured.append(output)
+    def stop(value):
+        captured.append(value)
         raise _StopForward
 
-    handle = model.get_submodule(node).register_forward_hook(hook)
+    target = model.get_submodule(node)
+    handle = (target.register_forward_pre_hook(lambda module, inputs: stop(inputs[0])) if before
+              else target.register_forward_hook(lambda module, inputs, output: stop(output)))
     try:
         model(x)
     except _StopForward:
@@ -42,7 +41,22 @@ def forward_until(model: nn.Module, node: str, x: torch.Tensor) -> torch.Tensor:
         handle.remove()
     if not captured:
         raise TplibError(f"module {node} was not reached by the forward pass")
-    return torch.flatten(captured[0], 1)
+    return captured[0]
+
+
+def forward_until(model: nn.Module, node: str, x: torch.Tensor) -> torch.Tensor:
+    """Run ``model`` on ``x`` up to the module ``node``; its output flattened, (N, d).
+
+    Gradients flow (unlike :class:`tplib.features.LayerTap`, which copies outputs for
+    extraction). The pass stops right after ``node``: nothing later runs.
+    """
+    return torch.flatten(_run_to(model, node, x, before=False), 1)
+
+
+def input_of(base: nn.Module, module: str, x: torch.Tensor) -> torch.Tensor:
+    """What ``module`` of ``base`` receives when ``base`` runs on ``x``; the pass stops
+    there. (N, 3, S, S) images -> that module's input, e.g. (N, 192, 7, 7)."""
+    return _run_to(base, module, x, before=True)
 
 
 def cut_base(backbone: Backbone, layer: str | None = None) -> tuple[nn.Module, str, int, list]:

@@ -251,7 +251,7 @@ def train_model(
     check_split(train, "train", n_classes=n_classes, loss=loss, min_classes=2)
     if val is not None:
         check_split(val, "val", n_classes=n_classes, loss=loss)
-    groups = _param_groups(model, lr, base_lr)
+    groups = param_groups(model, lr, base_lr)
     model.to(training_device(device))
     X, y, skipped = decode_images(train, preprocess, threads=threads, progress=progress,
                                   desc="decode train")
@@ -274,7 +274,7 @@ def train_model(
                        skipped=skipped)
 
 
-def _param_groups(model: nn.Module, lr: float, base_lr: float | None) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, base_lr: float | None) -> list[dict]:
     """Adam's parameter groups: the head (and front) at ``lr``, trainable base blocks of a
     :class:`FineTuneModel` at ``base_lr``; an :class:`OptionError` when nothing trains."""
     if isinstance(model, FineTuneModel):
