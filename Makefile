@@ -9,7 +9,7 @@ ARGS ?=
 # pytest workers for `make test`: the notebook kernels run in one, the other tests beside them
 JOBS ?= 2
 
-.PHONY: run quick test lint notebooks students bench clean-venv
+.PHONY: run quick test lint notebooks students answer-key bench clean-venv
 
 $(BIN)/tplib: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ notebooks: $(BIN)/tplib  ## run the solution notebooks in the ci profile, store 
 students: $(BIN)/tplib  ## nbgrader metadata in the solutions, then regenerate notebooks/student/
 	$(BIN)/python tools/nbgrader_metadata.py
 	$(BIN)/python tools/student_notebooks.py
+
+answer-key: $(BIN)/tplib  ## run the notebooks in the full profile, write docs/answer-key.md
+	$(BIN)/python tools/answer_key.py $(NB)
 
 lint: $(BIN)/tplib  ## ruff (configured in pyproject.toml)
 	$(BIN)/ruff check .

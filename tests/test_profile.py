@@ -47,3 +47,12 @@ def test_without_a_profile_the_active_one_decides():
 def test_an_unknown_setting_is_an_option_error():
     with pytest.raises(OptionError, match="no profile setting 'seed'; profiles set download, progress"):
         profile_defaults(PROFILES["ci"], seed=None)
+
+
+def test_no_progress_bars_while_nbgrader_grades(monkeypatch):
+    # nbgrader gives no points to a test cell that writes to stderr, where the bars go
+    set_active_profile(PROFILES["full"])
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert default_progress(None) is False and default_progress(True) is True
+    monkeypatch.delenv("NBGRADER_EXECUTION")
+    assert default_progress(None) is True
