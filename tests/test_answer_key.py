@@ -71,3 +71,16 @@ def test_missing_runs_are_named_with_the_command(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "no full-profile run of 01_" in err and "python tools/answer_key.py notebooks/01_" in err
     assert not (tmp_path / "key.md").exists()
+
+
+def test_widgets_figures_and_stderr_are_left_out():
+    cell = {"outputs": [
+        {"output_type": "stream", "name": "stderr", "text": "100%|####| 9/9"},
+        {"output_type": "display_data", "data": {
+            "application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+            "text/plain": "decode train:   0%|          | 0/448"}},
+        {"output_type": "display_data", "data": {"text/plain": "<Figure size 650x400 with 1 Axes>"}},
+        {"output_type": "stream", "name": "stdout", "text": "test accuracy 0.926\n"},
+        {"output_type": "execute_result", "data": {"text/plain": "0.5"}},
+    ]}
+    assert answer_key.text_outputs(cell) == "test accuracy 0.926\n0.5"

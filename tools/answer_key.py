@@ -92,6 +92,8 @@ def text_outputs(cell) -> str:
         if out.get("output_type") == "stream" and out.get("name") == "stdout":
             parts.append("".join(out.get("text", "")))
         elif out.get("output_type") in ("execute_result", "display_data"):
+            if "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+                continue  # a view or a progress bar: its plain text is a snapshot
             text = "".join(out.get("data", {}).get("text/plain", ""))
             if text and not re.match(r"<(Figure|IPython)|[A-Z][A-Za-z]*Box\(children", text):
                 parts.append(text + "\n")
