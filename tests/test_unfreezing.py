@@ -136,3 +136,22 @@ def test_a_small_comparison_trains_what_it_says_and_leaves_the_network_alone(lit
     assert one.start == "conv_head" and tuple(one.H.shape) == (1, 9, 320, 7, 7)
     with pytest.raises(OptionError, match="unfreezable=2"):
         unfreezing_comparison(lite0, data.train, data.test, unfreeze=(2,), stored=one, progress=False)
+
+
+def test_a_gpu_gives_the_cpus_numbers_or_is_refused_in_one_line(lite0, image_folder):
+    data = load_dataset(image_folder)
+    settings = dict(unfreeze=(2,), seeds=(0,), views=1, epochs=1, head_epochs=2, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionError, match="no usable CUDA GPU") as err:
+            unfreezing_comparison(lite0, data.train, data.test, device="cuda", **settings)
+        assert "\n" not in str(err.value)
+        return
+    on_cpu = unfreezing_comparison(lite0, data.train, data.test, device="cpu", **settings)
+    on_gpu = unfreezing_comparison(lite0, data.train, data.test, device="cuda", **settings)
+    for a, b in zip(on_cpu.runs, on_gpu.runs):  # 6 test photos: at most one may flip
+        assert abs(a.test_accuracy - b.test_accuracy) <= 1 / 6 + 1e-9
+
+
+def test_each_seed_runs_once():
+    assert unfreezing_module._check_seeds((2, 0, 2, 1, 0)) == [2, 0, 1]
+    assert unfreezing_module._check_seeds(3) == [3]

@@ -34,7 +34,7 @@ from ..data import Split
 from ..errors import OptionError
 from .heads import evaluate_batches, evaluate_head, train_head, train_step
 from .models import FineTuneModel, attach_head, cut_base, input_of
-from .runtime import seeded
+from .runtime import seeded, training_device
 from .settings import DEFAULTS, check_count, check_training
 from .training import augment_batch, check_decoded, decode_images, param_groups
 
@@ -171,7 +171,7 @@ def _check_seeds(seeds) -> list[int]:
         raise OptionError("seeds is empty: give at least one seed, e.g. (0, 1, 2)")
     for s in values:
         check_training(seed=s)
-    return [int(s) for s in values]
+    return list(dict.fromkeys(int(s) for s in values))  # each seed once, in the order given
 
 
 def make_view(x: torch.Tensor, v: int, gen: torch.Generator) -> torch.Tensor:
@@ -208,14 +208,16 @@ class StoredViews:
 
 
 def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, views: int = 4,
-                progress: bool | None = None) -> StoredViews:
+                device: str | None = None, progress: bool | None = None) -> StoredViews:
     """Run the blocks that stay frozen once on ``views`` augmented views of every training
     photo (:func:`make_view`; the same views whatever the seed) and on every test photo.
 
     ``unfreezable``: how many of the base's last blocks any later set-up may train; the
     stored tensors are the input of the first of them (EfficientNet-Lite0, 2: block7's
     input, 192 x 7 x 7 values per view). The slow part of :func:`unfreezing_comparison`:
-    about one pass of the network per view and test photo.
+    about one pass of the network per view and test photo, on ``device`` (default the
+    run profile's: ``ci`` the CPU, ``full`` a CUDA GPU when there is one); the tensors
+    are kept in the computer's memory.
     """
     from tqdm.auto import tqdm
 
@@ -224,6 +226,7 @@ def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, vi
     check_count("views", views)
     base, _, _, blocks = cut_base(backbone)
     unfreezable = _check_setups(unfreezable, len(blocks))[-1]
+    device = training_device(device)
     start = _first_module(blocks, unfreezable)
     preprocess = backbone.preprocess
     X, y, skipped = decode_images(train, preprocess, progress=progress, desc="decode train")
@@ -233,6 +236,7 @@ def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, vi
     n_classes = max(len(getattr(train, "classes", ())), int(max(y.max(), yt.max())) + 1)
 
     t0 = time.perf_counter()
+    base.to(device)
     bar = tqdm(total=len(X) * views + len(Xt), desc="frozen blocks", unit="img",
                disable=not default_progress(progress), leave=False)
 
@@ -240,7 +244,7 @@ def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, vi
         """(n, 3, S, S) normalised -> (n, ...) float16 input of the first trainable block
         (half the memory; 3 significant digits, like the full profile's bf16 features)."""
         with torch.no_grad():
-            out = input_of(base, start, x).half()
+            out = input_of(base, start, x.to(device)).half().cpu()
         bar.update(len(x))
         return out
 
@@ -273,6 +277,7 @@ def unfreezing_comparison(
     base_lr: float | None = None,
     batch_size: int = DEFAULTS.batch_size,
     stored: StoredViews | None = None,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> UnfreezeComparison:
     """Test accuracy of the frozen ``backbone`` + a new head against the same with its
@@ -296,6 +301,8 @@ def unfreezing_comparison(
         stored: the output of :func:`store_views` for these splits, to try other
             settings without running the frozen blocks again (``train``, ``test`` and
             ``views`` are then not read).
+        device: where the blocks run and train (default the run profile's: ``ci`` the
+            CPU, deterministic; ``full`` a CUDA GPU when there is one).
 
     Returns:
         :class:`UnfreezeComparison` (``.table()``, ``.gains(k)``).
@@ -309,9 +316,10 @@ def unfreezing_comparison(
     seeds = _check_seeds(seeds)
     _, _, _, blocks = cut_base(backbone)
     setups = _check_setups(unfreeze, len(blocks))
+    device = training_device(device)
     if stored is None:
         stored = store_views(backbone, train, test, unfreezable=max(setups), views=views,
-                             progress=progress)
+                             device=device, progress=progress)
     elif stored.network != backbone.name or stored.unfreezable < max(setups):
         raise OptionError(f"stored views hold {stored.network}'s last {stored.unfreezable} blocks' "
                           f"input; call store_views({backbone.name}, ..., unfreezable={max(setups)})")
@@ -323,12 +331,14 @@ def unfreezing_comparison(
     n_views, n_train = H.shape[0], H.shape[1]
 
     # The frozen base's pooled features of every view (for its head) and of the test photos.
-    frozen = ResumeAt(attach_head(backbone, n_classes), start, size)
+    frozen = ResumeAt(attach_head(backbone, n_classes), start, size).to(device)
+
+    def pooled(h: torch.Tensor) -> torch.Tensor:
+        return frozen.features(h.to(device).float()).cpu()
     with torch.no_grad():
-        F = torch.cat([frozen.features(H[v, s:s + 256].float())
-                       for v in range(n_views) for s in range(0, n_train, 256)]).numpy()
-        Ft = torch.cat([frozen.features(Ht[s:s + 256].float())
-                        for s in range(0, len(Ht), 256)]).numpy()
+        F = torch.cat([pooled(H[v, s:s + 256]) for v in range(n_views)
+                       for s in range(0, n_train, 256)]).numpy()
+        Ft = torch.cat([pooled(Ht[s:s + 256]) for s in range(0, len(Ht), 256)]).numpy()
     Fy = y.repeat(n_views).numpy()
 
     runs: list[UnfreezeRun] = []
@@ -341,7 +351,7 @@ def unfreezing_comparison(
                                 float(np.mean(head.history["epoch_seconds"]))))
         for k in setups:
             model = attach_head(backbone, n_classes, freeze=k, head=copy.deepcopy(head.head))
-            runner = ResumeAt(model, start, size)
+            runner = ResumeAt(model, start, size).to(device)
             optimizer = torch.optim.Adam(param_groups(model, lr, base_lr),
                                          weight_decay=DEFAULTS.weight_decay)
             order = torch.Generator().manual_seed(seed)
@@ -353,7 +363,8 @@ def unfreezing_comparison(
                     t_epoch = time.perf_counter()
                     view = torch.randint(n_views, (n_train,), generator=order)
                     for idx in torch.randperm(n_train, generator=order).split(batch_size):
-                        train_step(runner, optimizer, H[view[idx], idx].float(), y[idx])
+                        train_step(runner, optimizer, H[view[idx], idx].to(device).float(),
+                                   y[idx].to(device))
                     times.append(time.perf_counter() - t_epoch)
             ev = evaluate_batches(runner, Ht, yt, transform=lambda h: h.float())
             trained = model.parameter_counts()
