@@ -155,3 +155,36 @@ def test_a_gpu_gives_the_cpus_numbers_or_is_refused_in_one_line(lite0, image_fol
 def test_each_seed_runs_once():
     assert unfreezing_module._check_seeds((2, 0, 2, 1, 0)) == [2, 0, 1]
     assert unfreezing_module._check_seeds(3) == [3]
+
+
+def test_stored_views_are_cached_and_read_back_without_decoding(lite0, image_folder, monkeypatch):
+    from tplib.cache import cache_info
+
+    data = load_dataset(image_folder)
+    first = store_views(lite0, data.train, data.test, unfreezable=2, views=2, progress=False)
+    assert not first.from_cache
+    entries = [e for e in cache_info() if e["model"] == "efficientnet_lite0"]
+    assert len(entries) == 2  # the training views and the test photos
+
+    def no_decoding(*args, **kw):
+        raise AssertionError("decoded although the views are in the cache")
+    monkeypatch.setattr(unfreezing_module, "decode_images", no_decoding)
+    again = store_views(lite0, data.train, data.test, unfreezable=2, views=2, progress=False)
+    assert again.from_cache
+    for name in ("H", "y", "Ht", "yt"):
+        assert torch.equal(getattr(again, name), getattr(first, name)), name
+    assert again.n_classes == first.n_classes and again.start == first.start
+    # other views or another block are other entries: computed, not mixed up
+    with pytest.raises(AssertionError, match="decoded although"):
+        store_views(lite0, data.train, data.test, unfreezable=2, views=3, progress=False)
+    with pytest.raises(AssertionError, match="decoded although"):
+        store_views(lite0, data.train, data.test, unfreezable=1, views=2, progress=False)
+
+
+def test_without_the_cache_nothing_is_written(lite0, image_folder):
+    from tplib.cache import cache_info
+
+    data = load_dataset(image_folder)
+    stored = store_views(lite0, data.train, data.test, views=1, cache=False, progress=False)
+    assert not stored.from_cache and tuple(stored.H.shape) == (1, 9, 192, 7, 7)
+    assert cache_info() == []

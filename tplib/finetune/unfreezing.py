@@ -36,7 +36,7 @@ from .heads import evaluate_batches, evaluate_head, train_head, train_step
 from .models import FineTuneModel, attach_head, cut_base, input_of
 from .runtime import seeded, training_device
 from .settings import DEFAULTS, check_count, check_training
-from .training import augment_batch, check_decoded, decode_images, param_groups
+from .training import augment_batch, check_decoded, decode_images, param_groups, split_parts
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ class StoredViews:
     """What the frozen blocks gave, kept in memory: ``H`` (views, N, ...) float16 for the
     training photos' views, ``y`` (N,), ``Ht`` (N_test, ...) float16 for the test photos,
     ``yt`` (N_test,); ``start`` is the base module that receives them (the first module
-    of the earliest block that may train), ``seconds`` what computing them took."""
+    of the earliest block that may train), ``seconds`` what computing (or reading) them
+    took, ``from_cache`` whether both were read from tplib's feature cache."""
 
     network: str
     start: str
@@ -201,14 +202,28 @@ class StoredViews:
     yt: torch.Tensor
     n_classes: int
     seconds: float
+    from_cache: bool = False
 
     @property
     def views(self) -> int:
         return int(self.H.shape[0])
 
 
+#: How the views are made (a change gives the cached views a new key): see make_view.
+VIEW_RECIPE = "v0 photo, v1 mirror, v2+ flip and reflect-padded shift up to S/8; seed 0; batches of 64"
+
+
+def _views_key(backbone, start: str, views: int, paths, device: torch.device) -> str:
+    """The feature-cache key of ``views`` stored views of ``paths`` (one "layer" per view)."""
+    from ..cache import make_key
+
+    nodes = {f"view{v}": f"input of {start}; view {v}: {VIEW_RECIPE}" for v in range(views)}
+    return make_key(backbone, nodes, "none", "fp32", device.type, False, "float16", paths)
+
+
 def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, views: int = 4,
-                device: str | None = None, progress: bool | None = None) -> StoredViews:
+                device: str | None = None, cache: bool = True,
+                progress: bool | None = None) -> StoredViews:
     """Run the blocks that stay frozen once on ``views`` augmented views of every training
     photo (:func:`make_view`; the same views whatever the seed) and on every test photo.
 
@@ -216,11 +231,14 @@ def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, vi
     stored tensors are the input of the first of them (EfficientNet-Lite0, 2: block7's
     input, 192 x 7 x 7 values per view). The slow part of :func:`unfreezing_comparison`:
     about one pass of the network per view and test photo, on ``device`` (default the
-    run profile's: ``ci`` the CPU, ``full`` a CUDA GPU when there is one); the tensors
-    are kept in the computer's memory.
+    run profile's: ``ci`` the CPU, ``full`` a CUDA GPU when there is one). With
+    ``cache``, they are kept in tplib's feature cache like features (checksummed, written
+    atomically, read from a class cache too, keyed by the network's weights, the
+    files, the block, the views and the device type), so the next run reads them.
     """
     from tqdm.auto import tqdm
 
+    from .. import cache as feature_cache
     from ..profile import default_progress
 
     check_count("views", views)
@@ -229,38 +247,60 @@ def store_views(backbone, train: Split, test: Split, *, unfreezable: int = 2, vi
     device = training_device(device)
     start = _first_module(blocks, unfreezable)
     preprocess = backbone.preprocess
-    X, y, skipped = decode_images(train, preprocess, progress=progress, desc="decode train")
-    check_decoded(X, y, skipped, "train", min_classes=2)
-    Xt, yt, skipped = decode_images(test, preprocess, progress=progress, desc="decode test")
-    check_decoded(Xt, yt, skipped, "test")
-    n_classes = max(len(getattr(train, "classes", ())), int(max(y.max(), yt.max())) + 1)
-
-    t0 = time.perf_counter()
     base.to(device)
-    bar = tqdm(total=len(X) * views + len(Xt), desc="frozen blocks", unit="img",
-               disable=not default_progress(progress), leave=False)
+    with torch.no_grad():
+        size = preprocess.size
+        shape = tuple(input_of(base, start, torch.zeros(1, 3, size, size, device=device)).shape[1:])
+    t0 = time.perf_counter()
 
-    def through_frozen(x: torch.Tensor) -> torch.Tensor:
-        """(n, 3, S, S) normalised -> (n, ...) float16 input of the first trainable block
-        (half the memory; 3 significant digits, like the full profile's bf16 features)."""
+    def frozen_rows(split, name: str, n_views: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(n_views, n_ok, *shape) float16 rows, (n_ok,) labels, read from the cache?"""
+        paths, labels = split_parts(split, name)
+        key = _views_key(backbone, start, n_views, paths, device) if cache else None
+        hit = feature_cache.load(key) if key else None
+        if hit is not None:
+            arrays, valid, _, _ = hit
+            rows = torch.stack([torch.from_numpy(arrays[f"view{v}"]) for v in range(n_views)])
+            return rows.reshape(n_views, -1, *shape), torch.from_numpy(labels[valid]), True
+        X, y, skipped = decode_images(split, preprocess, progress=progress, desc=f"decode {name}")
+        check_decoded(X, y, skipped, name, min_classes=2 if name == "train" else 1)
+        bar = tqdm(total=len(X) * n_views, desc=f"frozen blocks, {name}", unit="img",
+                   disable=not default_progress(progress), leave=False)
+        gen = torch.Generator().manual_seed(0)  # the views: the same for every seed
+        step = DEFAULTS.eval_batch_size
+        parts: list[list[torch.Tensor]] = [[] for _ in range(n_views)]
         with torch.no_grad():
-            out = input_of(base, start, x.to(device)).half().cpu()
-        bar.update(len(x))
-        return out
+            for s in range(0, len(X), step):  # batch by batch: the float views of all
+                x = preprocess.normalize(X[s:s + step])  # photos would not fit in memory
+                for v in range(n_views):
+                    # float16: half the memory; 3 significant digits, like bf16 features
+                    parts[v].append(input_of(base, start, make_view(x, v, gen).to(device)).half().cpu())
+                    bar.update(len(x))
+        bar.close()
+        rows = torch.stack([torch.cat(p) for p in parts])
+        if key:
+            bad = {p for p, _ in skipped}
+            ok = np.array([str(p) not in bad for p in paths], dtype=bool)
+            dims = {f"view{v}": int(np.prod(shape)) for v in range(n_views)}
+            writer, unavailable = feature_cache.open_writer_or_memory(key, dims, len(paths),
+                                                                      np.dtype("float16"))
+            if unavailable:
+                feature_cache.logger.warning("%s; the stored views are not cached", unavailable)
+            else:
+                with writer:
+                    if writer.done != len(paths):  # else a sealed-but-not-renamed leftover
+                        writer.write(0, {f"view{v}": rows[v].reshape(len(X), -1).numpy()
+                                         for v in range(n_views)}, ok, skipped)
+                    writer.finish(info=feature_cache.entry_info(
+                        backbone.name, {f"view{v}": start for v in range(n_views)},
+                        "none", paths, precision="fp32", dtype="float16"))
+        return rows, y, False
 
-    gen = torch.Generator().manual_seed(0)  # the views: the same for every seed
-    step = DEFAULTS.eval_batch_size
-    parts: list[list[torch.Tensor]] = [[] for _ in range(views)]
-    for s in range(0, len(X), step):  # batch by batch: the float views of every photo
-        x = preprocess.normalize(X[s:s + step])  # would not fit in memory at once
-        for v in range(views):
-            parts[v].append(through_frozen(make_view(x, v, gen)))
-    H = torch.stack([torch.cat(p) for p in parts])
-    Ht = torch.cat([through_frozen(preprocess.normalize(Xt[s:s + step]))
-                    for s in range(0, len(Xt), step)])
-    bar.close()
-    return StoredViews(backbone.name, start, unfreezable, H, y, Ht, yt, n_classes,
-                       time.perf_counter() - t0)
+    H, y, train_cached = frozen_rows(train, "train", views)
+    Ht, yt, test_cached = frozen_rows(test, "test", 1)
+    n_classes = max(len(getattr(train, "classes", ())), int(max(y.max(), yt.max())) + 1)
+    return StoredViews(backbone.name, start, unfreezable, H, y, Ht[0], yt, n_classes,
+                       time.perf_counter() - t0, train_cached and test_cached)
 
 
 def unfreezing_comparison(
